@@ -1,0 +1,105 @@
+import Foundation
+
+/// The whole effective configuration: what `mirror.conf` says, with every
+/// default filled in. Built only through `parse`, so a `Config` value is
+/// always valid.
+public struct Config: Sendable {
+    public var server: ServerConfig
+    public var cache: CacheConfig
+    public var log: LogConfig
+    public var registries: [RegistryConfig]
+    /// Where it came from, for messages.
+    public var source: String
+
+    /// Every section the parser knows, in the order they are printed.
+    public static let schemas: [SectionSchema] = [
+        ServerConfig.schema, CacheConfig.schema, LogConfig.schema, RegistryConfig.schema,
+    ]
+
+    /// The upstream used when a config names none: Docker Hub.
+    static let dockerHub = RegistryConfig(name: "docker.io", url: "https://registry-1.docker.io", isDefault: true)
+
+    public static func load(path: String) throws(ConfigError) -> Config {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, line: 0, "cannot read configuration file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, line: 0, "configuration file is not UTF-8")
+        }
+        return try parse(text, file: path)
+    }
+
+    /// `--config PATH`, else `./mirror.conf` if present, else the defaults.
+    public static func loadDefault(explicitPath: String?) throws(ConfigError) -> Config {
+        if let explicitPath { return try load(path: explicitPath) }
+        if FileManager.default.fileExists(atPath: "mirror.conf") { return try load(path: "mirror.conf") }
+        return try parse("", file: "<built-in defaults>")
+    }
+
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> Config {
+        let sections = try ConfigFileParser.parse(text, file: file)
+        var singletons: [String: SectionReader] = [:]
+        var registries: [RegistryConfig] = []
+        for s in sections {
+            guard let schema = schemas.first(where: { $0.kind == s.kind }) else {
+                let known = schemas.map(\.kind).joined(separator: ", ")
+                throw ConfigError(file: file, line: s.line, "unknown section [\(s.kind)] (known: \(known))")
+            }
+            if schema.named != (s.name != nil) {
+                throw ConfigError(file: file, line: s.line, schema.named ? "section [\(s.kind)] needs a name: [\(s.kind) \"NAME\"]" : "section [\(s.kind)] takes no name")
+            }
+            let reader = try SectionReader(schema: schema, section: s, file: file)
+            switch s.kind {
+            case "registry":
+                let name = s.name ?? ""
+                if registries.contains(where: { $0.name == name }) {
+                    throw ConfigError(file: file, line: s.line, "duplicate section [registry \"\(name)\"]")
+                }
+                registries.append(try RegistryConfig(reader, name: name))
+            default:
+                if let prev = singletons[s.kind] {
+                    throw ConfigError(file: file, line: s.line, "duplicate section [\(s.kind)] (first on line \(prev.section.line))")
+                }
+                singletons[s.kind] = reader
+            }
+        }
+        func reader(_ schema: SectionSchema) throws(ConfigError) -> SectionReader {
+            if let r = singletons[schema.kind] { return r }
+            return try SectionReader(schema: schema, section: ConfigSection(kind: schema.kind, name: nil, line: 0, entries: []), file: file)
+        }
+        let server = ServerConfig(try reader(ServerConfig.schema))
+        let cache = CacheConfig(try reader(CacheConfig.schema))
+        let log = LogConfig(try reader(LogConfig.schema))
+        if registries.isEmpty {
+            registries = [dockerHub]
+        } else if registries.count == 1 {
+            registries[0].isDefault = true
+        }
+        let defaults = registries.filter(\.isDefault)
+        if defaults.count != 1 {
+            let line = sections.first { $0.kind == "registry" }?.line ?? 0
+            throw ConfigError(file: file, line: line, defaults.isEmpty
+                ? "several [registry] sections and none has 'default = true'"
+                : "more than one [registry] section has 'default = true': \(defaults.map(\.name).joined(separator: ", "))")
+        }
+        return Config(server: server, cache: cache, log: log, registries: registries, source: file)
+    }
+
+    public var defaultRegistry: RegistryConfig {
+        registries.first(where: \.isDefault) ?? registries[0]
+    }
+
+    /// The effective configuration in the file's own syntax, defaults included.
+    public func render() -> String {
+        var out = "# effective configuration (source: \(source))\n"
+        func section(_ header: String, _ pairs: [(String, String)]) {
+            out += "\n\(header)\n"
+            for (k, v) in pairs { out += "\(k) = \(v)\n" }
+        }
+        section("[server]", server.render())
+        section("[cache]", cache.render())
+        section("[log]", log.render())
+        for r in registries { section("[registry \"\(r.name)\"]", r.render()) }
+        return out
+    }
+}

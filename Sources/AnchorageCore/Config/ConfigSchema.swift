@@ -1,0 +1,121 @@
+/// How one key's value is read.
+public enum ConfigValueKind: Sendable {
+    case string, path, url, size, duration, bool, listen, logLevel
+    case integer(ClosedRange<Int>)
+
+    var expectation: String {
+        switch self {
+        case .string: "a string"
+        case .path: "a file system path"
+        case .url: "an http:// or https:// URL"
+        case .size: "a size such as 512MiB or 20GB"
+        case .duration: "a duration such as 30s, 5m, 6h"
+        case .bool: "true or false"
+        case .listen: "an address such as 0.0.0.0:5000 or [::]:5000"
+        case .logLevel: "one of debug, info, warn, error"
+        case .integer(let r): "an integer in \(r.lowerBound)...\(r.upperBound)"
+        }
+    }
+}
+
+/// One key a section accepts, with its default and its one-line help.
+/// Every section declares its keys next to the code that reads them; the
+/// union is what `mirror.conf.example` must document (checked by a test).
+public struct ConfigKey: Sendable {
+    public let name: String
+    public let kind: ConfigValueKind
+    public let repeatable: Bool
+    public let required: Bool
+    public let defaultValue: String?
+    public let help: String
+
+    public init(_ name: String, _ kind: ConfigValueKind, default defaultValue: String? = nil, repeatable: Bool = false, required: Bool = false, help: String) {
+        self.name = name
+        self.kind = kind
+        self.repeatable = repeatable
+        self.required = required
+        self.defaultValue = defaultValue
+        self.help = help
+    }
+}
+
+public struct SectionSchema: Sendable {
+    public let kind: String
+    /// `[kind "NAME"]` sections may repeat with different names.
+    public let named: Bool
+    public let keys: [ConfigKey]
+
+    func key(_ name: String) -> ConfigKey? { keys.first { $0.name == name } }
+}
+
+/// Reads one section against its schema: refuses unknown and duplicate keys,
+/// reports missing required keys, and parses typed values, every error with
+/// the file and line.
+struct SectionReader {
+    let schema: SectionSchema
+    let section: ConfigSection
+    let file: String
+
+    init(schema: SectionSchema, section: ConfigSection, file: String) throws(ConfigError) {
+        self.schema = schema
+        self.section = section
+        self.file = file
+        var seen: [String: Int] = [:]
+        for e in section.entries {
+            guard let k = schema.key(e.key) else {
+                let known = schema.keys.map(\.name).joined(separator: ", ")
+                throw ConfigError(file: file, line: e.line, "unknown key '\(e.key)' in [\(schema.kind)] (known: \(known))")
+            }
+            if !k.repeatable, let first = seen[e.key] {
+                throw ConfigError(file: file, line: e.line, "duplicate key '\(e.key)' (first set on line \(first))")
+            }
+            seen[e.key] = seen[e.key] ?? e.line
+            try validate(e.value, k, line: e.line)
+        }
+        for k in schema.keys where k.required && seen[k.name] == nil {
+            throw ConfigError(file: file, line: section.line, "missing required key '\(k.name)' in \(sectionLabel)")
+        }
+    }
+
+    var sectionLabel: String { section.name.map { "[\(schema.kind) \"\($0)\"]" } ?? "[\(schema.kind)]" }
+
+    private func validate(_ v: String, _ k: ConfigKey, line: Int) throws(ConfigError) {
+        let ok: Bool
+        switch k.kind {
+        case .string: ok = true
+        case .path: ok = !v.isEmpty && !v.contains("\0")
+        case .url: ok = (v.hasPrefix("http://") || v.hasPrefix("https://")) && v.count > 8 && !v.contains(" ")
+        case .size: ok = ByteSize(parsing: v) != nil
+        case .duration: ok = ConfigDuration(parsing: v) != nil
+        case .bool: ok = ["true", "false", "yes", "no", "on", "off"].contains(v)
+        case .listen: ok = ListenAddress(parsing: v) != nil
+        case .logLevel: ok = ["debug", "info", "warn", "error"].contains(v)
+        case .integer(let r): ok = Int(v).map { r.contains($0) } ?? false
+        }
+        guard ok else {
+            throw ConfigError(file: file, line: line, "invalid value '\(v)' for '\(k.name)': expected \(k.kind.expectation)")
+        }
+    }
+
+    func line(_ key: String) -> Int { section.entries.last { $0.key == key }?.line ?? section.line }
+
+    /// The last value set, else the schema default.
+    func raw(_ key: String) -> String? {
+        section.entries.last { $0.key == key }?.value ?? schema.key(key)?.defaultValue
+    }
+
+    func isSet(_ key: String) -> Bool { section.entries.contains { $0.key == key } }
+
+    func all(_ key: String) -> [String] {
+        let set = section.entries.filter { $0.key == key }.map(\.value)
+        if set.isEmpty, let d = schema.key(key)?.defaultValue { return [d] }
+        return set
+    }
+
+    func string(_ key: String) -> String? { raw(key) }
+    func size(_ key: String) -> ByteSize { raw(key).flatMap(ByteSize.init(parsing:)) ?? ByteSize(0) }
+    func duration(_ key: String) -> ConfigDuration { raw(key).flatMap(ConfigDuration.init(parsing:)) ?? ConfigDuration(milliseconds: 0) }
+    func bool(_ key: String) -> Bool { ["true", "yes", "on"].contains(raw(key) ?? "false") }
+    func int(_ key: String) -> Int { raw(key).flatMap { Int($0) } ?? 0 }
+    func error(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, line: line(key), message) }
+}

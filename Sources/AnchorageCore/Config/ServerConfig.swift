@@ -1,0 +1,87 @@
+/// `[server]`: where and how the HTTP server listens.
+public struct ServerConfig: Sendable, Equatable {
+    public var listen: [ListenAddress]
+    public var workers: Int
+    public var headerTimeout: ConfigDuration
+    public var idleTimeout: ConfigDuration
+    public var sendTimeout: ConfigDuration
+    public var shutdownGrace: ConfigDuration
+    public var accessLog: Bool
+
+    static let schema = SectionSchema(kind: "server", named: false, keys: [
+        ConfigKey("listen", .listen, default: "0.0.0.0:5000", repeatable: true, help: "address to listen on; repeat for several ([::]:5000, 127.0.0.1:5000)"),
+        ConfigKey("workers", .integer(0...256), default: "0", help: "event-loop threads; 0 = one per CPU core"),
+        ConfigKey("header_timeout", .duration, default: "10s", help: "a request head must arrive within this (slowloris guard)"),
+        ConfigKey("idle_timeout", .duration, default: "60s", help: "idle keep-alive connections are closed after this"),
+        ConfigKey("send_timeout", .duration, default: "60s", help: "a client that reads nothing for this long is dropped"),
+        ConfigKey("shutdown_grace", .duration, default: "10s", help: "on SIGTERM/SIGINT, in-flight responses get this long to finish"),
+        ConfigKey("access_log", .bool, default: "true", help: "one logfmt line per request on stderr"),
+    ])
+
+    init(_ r: SectionReader) {
+        listen = r.all("listen").compactMap(ListenAddress.init(parsing:))
+        workers = r.int("workers")
+        headerTimeout = r.duration("header_timeout")
+        idleTimeout = r.duration("idle_timeout")
+        sendTimeout = r.duration("send_timeout")
+        shutdownGrace = r.duration("shutdown_grace")
+        accessLog = r.bool("access_log")
+    }
+
+    func render() -> [(String, String)] {
+        listen.map { ("listen", $0.description) } + [
+            ("workers", "\(workers)"),
+            ("header_timeout", headerTimeout.description),
+            ("idle_timeout", idleTimeout.description),
+            ("send_timeout", sendTimeout.description),
+            ("shutdown_grace", shutdownGrace.description),
+            ("access_log", "\(accessLog)"),
+        ]
+    }
+}
+
+/// `[cache]`: where blobs live and how much room they get.
+public struct CacheConfig: Sendable, Equatable {
+    public var path: String
+    public var maxSize: ByteSize
+    public var manifestTTL: ConfigDuration
+    public var negativeTTL: ConfigDuration
+
+    static let schema = SectionSchema(kind: "cache", named: false, keys: [
+        ConfigKey("path", .path, default: "./anchorage-cache", help: "cache directory (relative paths are relative to the working directory)"),
+        ConfigKey("max_size", .size, default: "20GiB", help: "hard budget for cached bytes; least recently used entries are evicted beyond it"),
+        ConfigKey("manifest_ttl", .duration, default: "5m", help: "a tag is served from cache this long before it is revalidated upstream"),
+        ConfigKey("negative_ttl", .duration, default: "30s", help: "an upstream 404 for a tag is remembered this long"),
+    ])
+
+    init(_ r: SectionReader) {
+        path = r.string("path") ?? "./anchorage-cache"
+        maxSize = r.size("max_size")
+        manifestTTL = r.duration("manifest_ttl")
+        negativeTTL = r.duration("negative_ttl")
+    }
+
+    func render() -> [(String, String)] {
+        [("path", path), ("max_size", maxSize.description), ("manifest_ttl", manifestTTL.description), ("negative_ttl", negativeTTL.description)]
+    }
+}
+
+/// `[log]`: diagnostics.
+public struct LogConfig: Sendable, Equatable {
+    public var level: Log.Level
+
+    static let schema = SectionSchema(kind: "log", named: false, keys: [
+        ConfigKey("level", .logLevel, default: "info", help: "least severe level written to stderr: debug, info, warn, error"),
+    ])
+
+    init(_ r: SectionReader) {
+        switch r.string("level") {
+        case "debug": level = .debug
+        case "warn": level = .warn
+        case "error": level = .error
+        default: level = .info
+        }
+    }
+
+    func render() -> [(String, String)] { [("level", level.name)] }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Glibc
+
+/// `anchorage serve`: wires the configuration to the server and runs until
+/// SIGTERM/SIGINT, then drains.
+public enum Daemon {
+    public static func run(config: Config) -> Int32 {
+        Log.minimumLevel = config.log.level
+        let fdLimit = raiseFileDescriptorLimit()
+        do {
+            try FileManager.default.createDirectory(atPath: config.cache.path, withIntermediateDirectories: true)
+        } catch {
+            Log.error("cannot create cache directory", ["path": config.cache.path, "error": "\(error)"])
+            return 1
+        }
+        var options = HTTPServerOptions(listen: config.server.listen)
+        if config.server.workers > 0 { options.loops = config.server.workers }
+        options.headerTimeoutMillis = UInt64(config.server.headerTimeout.milliseconds)
+        options.idleTimeoutMillis = UInt64(config.server.idleTimeout.milliseconds)
+        options.sendTimeoutMillis = UInt64(config.server.sendTimeout.milliseconds)
+        options.accessLog = config.server.accessLog
+
+        let server = HTTPServer(options: options, handler: MirrorRouter())
+        do {
+            try server.start()
+        } catch {
+            Log.error("cannot start server", ["error": "\(error)"])
+            return 1
+        }
+        for addr in server.boundAddresses {
+            Log.info("listening", ["addr": addr.description])
+        }
+        Log.info("anchorage started", [
+            "version": Version.string, "config": config.source, "cache": config.cache.path,
+            "max_size": config.cache.maxSize.description, "loops": "\(options.loops)",
+            "default_upstream": config.defaultRegistry.url, "fd_limit": "\(fdLimit)",
+        ])
+
+        let stop = DispatchSemaphore(value: 0)
+        let signalQueue = DispatchQueue(label: "anchorage.signals")
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: signalQueue)
+            src.setEventHandler { stop.signal() }
+            src.resume()
+            sources.append(src)
+        }
+        stop.wait()
+        Log.info("shutting down", ["grace": config.server.shutdownGrace.description, "open_connections": "\(server.openConnections)"])
+        server.shutdown(grace: config.server.shutdownGrace.seconds)
+        Log.info("stopped")
+        _ = sources
+        return 0
+    }
+}

@@ -1,0 +1,19 @@
+/// The top of the request path: picks the protocol module for a URL.
+/// Each module answers only what is its own; this file holds no protocol logic.
+struct MirrorRouter: HTTPHandler {
+    func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        switch request.path {
+        case "/healthz":
+            guard request.method.isRead else { return responder.respond(methodNotAllowed("GET, HEAD")) }
+            responder.respond(.text(.ok, "ok"))
+        default:
+            responder.respond(.text(.notFound, "not found"))
+        }
+    }
+
+    private func methodNotAllowed(_ allow: String) -> HTTPResponse {
+        var r = HTTPResponse.text(.methodNotAllowed, "method not allowed")
+        r.headers.add("Allow", allow)
+        return r
+    }
+}

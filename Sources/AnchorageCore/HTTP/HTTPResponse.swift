@@ -1,0 +1,77 @@
+/// A byte source that grows while it is being sent: a blob still arriving
+/// from the upstream. Readers send from `fd` up to `readable`, then ask to be
+/// woken when more is there. The source withholds the tail of the body until
+/// the digest is verified, so `readable` never reaches `length` for bytes
+/// that turn out to be wrong.
+public protocol GrowingSource: AnyObject, Sendable {
+    /// The file the bytes are written to (readable with pread/sendfile).
+    var fd: Int32 { get }
+    /// The total body length.
+    var length: Int64 { get }
+    /// How many bytes from the start may be sent now, or nil when the
+    /// transfer failed and every reader must be cut off.
+    func readable() -> Int64?
+    /// Calls `wake` (on any thread, exactly once) when `readable` moved past
+    /// `offset` or the source failed. Returns false if that is already so.
+    func notifyWhenReadable(beyond offset: Int64, _ wake: @escaping @Sendable () -> Void) -> Bool
+}
+
+/// A response body, chosen so the hot paths never copy through Swift arrays:
+/// cached files go out with sendfile(2), in-flight blobs with sendfile from
+/// the temp file as it grows.
+public enum HTTPBody: Sendable {
+    case empty
+    case bytes([UInt8])
+    case file(OpenFile, offset: Int64, length: Int64)
+    case growing(any GrowingSource, offset: Int64, length: Int64)
+
+    public static func text(_ s: String) -> HTTPBody { .bytes(Array(s.utf8)) }
+
+    public var length: Int64 {
+        switch self {
+        case .empty: 0
+        case .bytes(let b): Int64(b.count)
+        case .file(_, _, let l): l
+        case .growing(_, _, let l): l
+        }
+    }
+
+    /// The same representation narrowed to [start, start+count).
+    func slice(_ start: Int64, _ count: Int64) -> HTTPBody {
+        switch self {
+        case .empty: return .empty
+        case .bytes(let b): return .bytes(Array(b[Int(start)..<Int(start + count)]))
+        case .file(let f, let o, _): return .file(f, offset: o + start, length: count)
+        case .growing(let g, let o, _): return .growing(g, offset: o + start, length: count)
+        }
+    }
+}
+
+public struct HTTPResponse: Sendable {
+    public var status: HTTPStatus
+    public var headers: HTTPHeaders
+    public var body: HTTPBody
+    /// For the access log's `cache=` field (hit, miss, stale, …).
+    public var cacheStatus: String?
+    /// Close the connection after this response (errors that desynchronise).
+    public var closeConnection = false
+
+    public init(status: HTTPStatus, headers: HTTPHeaders = HTTPHeaders(), body: HTTPBody = .empty, cacheStatus: String? = nil) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.cacheStatus = cacheStatus
+    }
+
+    public static func text(_ status: HTTPStatus, _ text: String) -> HTTPResponse {
+        var h = HTTPHeaders()
+        h.add("Content-Type", "text/plain; charset=utf-8")
+        return HTTPResponse(status: status, headers: h, body: .text(text.hasSuffix("\n") ? text : text + "\n"))
+    }
+
+    public static func json(_ status: HTTPStatus, _ json: String, headers extra: HTTPHeaders = HTTPHeaders()) -> HTTPResponse {
+        var h = extra
+        h.add("Content-Type", "application/json; charset=utf-8")
+        return HTTPResponse(status: status, headers: h, body: .text(json))
+    }
+}

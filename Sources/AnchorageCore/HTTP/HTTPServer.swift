@@ -1,0 +1,159 @@
+import Foundation
+import Glibc
+import Synchronization
+
+public struct HTTPServerOptions: Sendable {
+    public var listen: [ListenAddress]
+    public var loops: Int
+    public var headerTimeoutMillis: UInt64 = 10_000
+    public var idleTimeoutMillis: UInt64 = 60_000
+    public var sendTimeoutMillis: UInt64 = 60_000
+    public var accessLog = true
+    public var parserLimits = HTTPParserLimits()
+
+    public init(listen: [ListenAddress], loops: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)) {
+        self.listen = listen
+        self.loops = loops
+    }
+}
+
+/// Per-loop state shared by that loop's connections: the scratch read buffer,
+/// the connection table for timeout sweeps, the handler.
+final class LoopContext: EventHandler, @unchecked Sendable {
+    let loop: EventLoop
+    let options: HTTPServerOptions
+    let handler: any HTTPHandler
+    let scratch: UnsafeMutableRawBufferPointer
+    let dates = HTTPDateCache()
+    private(set) var connections: [Int32: Connection] = [:]
+    var listeners: [Int32] = []
+    private(set) var draining = false
+    /// A spare fd released when accept hits EMFILE, so the pending connection
+    /// can be accepted and closed instead of spinning on a readable listener.
+    private var spareFD: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    let openConnections: Atomic<Int>
+
+    init(loop: EventLoop, options: HTTPServerOptions, handler: any HTTPHandler) {
+        self.loop = loop
+        self.options = options
+        self.handler = handler
+        scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        openConnections = Atomic(0)
+        loop.onTick { [unowned self] now in
+            for c in connections.values { c.checkDeadline(now) }
+        }
+    }
+
+    deinit { scratch.deallocate() }
+
+    /// A listener became readable.
+    func handleEvent(_ events: UInt32) {
+        for l in listeners {
+            while let (fd, peer) = Socket.accept(l) ?? acceptAfterEMFILE(l) {
+                let c = Connection(fd: fd, peer: peer, context: self)
+                connections[fd] = c
+                openConnections.add(1, ordering: .relaxed)
+                loop.register(fd, events: EV_IN, c)
+            }
+        }
+    }
+
+    private func acceptAfterEMFILE(_ listener: Int32) -> (Int32, PeerAddress)? {
+        guard errno == EMFILE || errno == ENFILE, spareFD >= 0 else { return nil }
+        Glibc.close(spareFD)
+        let fd = Glibc.accept(listener, nil, nil)
+        if fd >= 0 { Glibc.close(fd) }
+        spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        Log.warn("connection refused: out of file descriptors")
+        return nil
+    }
+
+    func remove(_ c: Connection) {
+        if connections.removeValue(forKey: c.fd) != nil {
+            openConnections.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    /// Stops accepting and closes idle connections; busy ones close after
+    /// their current response.
+    func beginDrain() {
+        draining = true
+        for l in listeners {
+            loop.unregister(l)
+            Glibc.close(l)
+        }
+        listeners = []
+        for c in Array(connections.values) where c.isIdle { c.close() }
+    }
+
+    func closeAll() {
+        for c in Array(connections.values) { c.close() }
+    }
+}
+
+/// The HTTP/1.1 server: one epoll loop per thread, each with its own
+/// SO_REUSEPORT listener per address, so the kernel balances accepts and no
+/// lock is taken on the request path.
+public final class HTTPServer: @unchecked Sendable {
+    public let options: HTTPServerOptions
+    private let handler: any HTTPHandler
+    private var contexts: [LoopContext] = []
+    private var threads: [Thread] = []
+    public private(set) var boundAddresses: [ListenAddress] = []
+
+    public init(options: HTTPServerOptions, handler: any HTTPHandler) {
+        self.options = options
+        self.handler = handler
+    }
+
+    /// Binds every address and starts the loops. Port 0 binds a free port,
+    /// shared by all loops (see `boundAddresses`).
+    public func start() throws {
+        signal(SIGPIPE, SIG_IGN)
+        for i in 0..<options.loops {
+            let loop = try EventLoop(index: i)
+            contexts.append(LoopContext(loop: loop, options: options, handler: handler))
+        }
+        for addr in options.listen {
+            var port = addr.port
+            for (i, ctx) in contexts.enumerated() {
+                let fd = try Socket.listen(host: addr.host, port: port, reusePort: true)
+                if i == 0 && port == 0 { port = Socket.boundPort(fd) }
+                ctx.listeners.append(fd)
+                ctx.loop.register(fd, events: EV_IN, ctx)
+            }
+            boundAddresses.append(ListenAddress(host: addr.host, port: port))
+        }
+        for ctx in contexts {
+            let loop = ctx.loop
+            let t = Thread { loop.run() }
+            t.name = "anchorage-loop-\(loop.index)"
+            t.stackSize = 1 << 20
+            threads.append(t)
+            t.start()
+        }
+    }
+
+    public var openConnections: Int {
+        contexts.reduce(0) { $0 + $1.openConnections.load(ordering: .relaxed) }
+    }
+
+    /// Stops accepting, lets in-flight responses finish for up to `grace`
+    /// seconds, then closes everything.
+    public func shutdown(grace: Double) {
+        for ctx in contexts { ctx.loop.execute { ctx.beginDrain() } }
+        let until = Date().addingTimeInterval(grace)
+        while openConnections > 0 && Date() < until {
+            usleep(20_000)
+        }
+        let sem = DispatchSemaphore(value: 0)
+        for ctx in contexts {
+            ctx.loop.execute {
+                ctx.closeAll()
+                sem.signal()
+            }
+        }
+        for _ in contexts { _ = sem.wait(timeout: .now() + 2) }
+        for ctx in contexts { ctx.loop.stop() }
+    }
+}

@@ -1,0 +1,51 @@
+import Glibc
+
+/// An open file that closes itself when the last response using it is done.
+/// Sharing one object between the body writer and the cache lets an evicted
+/// (unlinked) file stay readable until its readers finish, as Linux allows.
+public final class OpenFile: @unchecked Sendable {
+    public let fd: Int32
+
+    public init(fd: Int32) { self.fd = fd }
+
+    /// Opens read-only; nil when the file does not exist.
+    public static func openForReading(_ path: String) -> OpenFile? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        return fd >= 0 ? OpenFile(fd: fd) : nil
+    }
+
+    public var size: Int64 {
+        var st = stat()
+        return fstat(fd, &st) == 0 ? Int64(st.st_size) : 0
+    }
+
+    deinit { close(fd) }
+}
+
+/// Raises RLIMIT_NOFILE to its hard limit so the server can hold many idle
+/// keep-alive connections; returns the new soft limit.
+@discardableResult
+public func raiseFileDescriptorLimit() -> UInt64 {
+    var lim = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim) == 0 else { return 0 }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
+        _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
+    }
+    return UInt64(lim.rlim_cur)
+}
+
+/// Writes the whole buffer to a blocking fd (stderr, files), retrying on EINTR.
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    var off = 0
+    while off < bytes.count {
+        let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
+        if n < 0 {
+            if errno == EINTR { continue }
+            return false
+        }
+        off += n
+    }
+    return true
+}

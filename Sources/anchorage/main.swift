@@ -1,0 +1,4 @@
+import AnchorageCore
+import Foundation
+
+exit(AnchorageCLI.main(Array(CommandLine.arguments.dropFirst())))
