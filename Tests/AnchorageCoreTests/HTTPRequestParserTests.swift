@@ -75,6 +75,23 @@ final class HTTPRequestParserTests: XCTestCase {
         XCTAssertEqual(HTTPParseError.headersTooLarge.status.code, 431)
     }
 
+    /// Regression: a large head arriving in pieces is 431, not 414 (the
+    /// request line had ended in an earlier piece).
+    func testHeaderLimitsWhenFedInChunks() {
+        var s = "GET / HTTP/1.1\r\nHost: x\r\n"
+        for i in 0..<40 { s += "X-Big-\(i): " + String(repeating: "v", count: 2000) + "\r\n" }
+        let bytes = Array(s.utf8)
+        var p = HTTPRequestParser()
+        var buf: [UInt8] = []
+        var last = HTTPRequestParser.Result.needMore
+        for chunk in stride(from: 0, to: bytes.count, by: 1000) {
+            buf.append(contentsOf: bytes[chunk..<min(chunk + 1000, bytes.count)])
+            last = buf.withUnsafeBytes { p.parse($0) }
+            if last != .needMore { break }
+        }
+        XCTAssertEqual(last, .error(.headersTooLarge))
+    }
+
     func testHeaderCountLimit() {
         var s = "GET / HTTP/1.1\r\nHost: x\r\n"
         for i in 0..<100 { s += "X-\(i): v\r\n" }

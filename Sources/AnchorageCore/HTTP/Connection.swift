@@ -17,7 +17,7 @@ final class Connection: EventHandler, @unchecked Sendable {
     let fd: Int32
     let peer: PeerAddress
     let loop: EventLoop
-    unowned let context: LoopContext
+    let context: LoopContext
     private(set) var state = State.reading
     private var pending: [UInt8] = []
     private var parser: HTTPRequestParser

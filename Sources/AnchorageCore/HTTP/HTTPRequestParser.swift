@@ -41,8 +41,6 @@ public struct HTTPParserLimits: Sendable {
 /// Pure: no sockets. The connection appends what it reads and calls `parse`
 /// again; a head split across any number of reads gives the same result, and
 /// bytes after the head (a pipelined request) are left for the next call.
-/// `scanned` remembers how far the terminator search got so a slowly-arriving
-/// head is scanned once overall, not once per read.
 public struct HTTPRequestParser: Sendable {
     public enum Result: Equatable {
         case needMore
@@ -51,7 +49,10 @@ public struct HTTPRequestParser: Sendable {
     }
 
     public let limits: HTTPParserLimits
+    /// How far the terminator search got, so a slowly arriving head is
+    /// scanned once overall; and where the request line ended, once known.
     private var scanned = 0
+    private var lineEnd = -1
     public private(set) var parsed: HTTPRequest?
 
     public init(limits: HTTPParserLimits = HTTPParserLimits()) {
@@ -60,6 +61,7 @@ public struct HTTPRequestParser: Sendable {
 
     public mutating func reset() {
         scanned = 0
+        lineEnd = -1
         parsed = nil
     }
 
@@ -70,21 +72,20 @@ public struct HTTPRequestParser: Sendable {
         var start = 0
         while start + 1 < n, bytes[start] == 13, bytes[start + 1] == 10 { start += 2 }
         // Find the end of the request line first to apply its own limit.
-        var lineEnd = -1
-        var i = max(start, scanned - 3)
-        while i < n {
-            if bytes[i] == 10 { lineEnd = i; break }
-            i += 1
-        }
         if lineEnd < 0 {
-            scanned = n
-            if n - start > limits.maxRequestLine { return .error(.requestLineTooLong) }
-            return .needMore
+            var i = max(start, scanned)
+            while i < n, bytes[i] != 10 { i += 1 }
+            scanned = i
+            if i == n {
+                if n - start > limits.maxRequestLine { return .error(.requestLineTooLong) }
+                return .needMore
+            }
+            lineEnd = i
+            if lineEnd - start > limits.maxRequestLine { return .error(.requestLineTooLong) }
         }
-        if lineEnd - start > limits.maxRequestLine { return .error(.requestLineTooLong) }
-        // Find the blank line ending the head.
+        // Then the blank line ending the head (LF followed by CRLF or LF).
         var headEnd = -1
-        i = max(lineEnd, scanned - 3)
+        var i = max(lineEnd, scanned - 2)
         while i + 1 < n {
             if bytes[i] == 10 {
                 if bytes[i + 1] == 10 { headEnd = i + 2; break }
@@ -93,7 +94,7 @@ public struct HTTPRequestParser: Sendable {
             i += 1
         }
         if headEnd < 0 {
-            scanned = n
+            scanned = max(lineEnd, n - 2)
             if n - start > limits.maxHeaderBytes { return .error(.headersTooLarge) }
             return .needMore
         }
@@ -102,6 +103,7 @@ public struct HTTPRequestParser: Sendable {
         case .success(let req):
             parsed = req
             scanned = 0
+            lineEnd = -1
             return .request(consumed: headEnd)
         case .failure(let e):
             return .error(e)

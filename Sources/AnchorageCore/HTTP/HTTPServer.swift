@@ -39,8 +39,9 @@ final class LoopContext: EventHandler, @unchecked Sendable {
         self.handler = handler
         scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         openConnections = Atomic(0)
-        loop.onTick { [unowned self] now in
-            for c in connections.values { c.checkDeadline(now) }
+        loop.onTick { [weak self] now in
+            guard let self else { return }
+            for c in Array(connections.values) { c.checkDeadline(now) }
         }
     }
 
@@ -126,7 +127,7 @@ public final class HTTPServer: @unchecked Sendable {
         }
         for ctx in contexts {
             let loop = ctx.loop
-            let t = Thread { loop.run() }
+            let t = Thread { withExtendedLifetime(ctx) { loop.run() } }
             t.name = "anchorage-loop-\(loop.index)"
             t.stackSize = 1 << 20
             threads.append(t)
@@ -154,6 +155,9 @@ public final class HTTPServer: @unchecked Sendable {
             }
         }
         for _ in contexts { _ = sem.wait(timeout: .now() + 2) }
-        for ctx in contexts { ctx.loop.stop() }
+        for ctx in contexts {
+            ctx.loop.stop()
+            ctx.loop.waitUntilStopped(timeout: 2)
+        }
     }
 }

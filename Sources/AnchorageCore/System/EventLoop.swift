@@ -1,4 +1,5 @@
 import CLinux
+import Dispatch
 import Glibc
 import Synchronization
 
@@ -27,6 +28,7 @@ final class EventLoop: @unchecked Sendable {
     private var tickHandlers: [(UInt64) -> Void] = []
     private var lastTick: UInt64 = 0
     private var stopping = false
+    private let stopped = DispatchSemaphore(value: 0)
     let index: Int
 
     init(index: Int) throws {
@@ -77,7 +79,12 @@ final class EventLoop: @unchecked Sendable {
         execute { [self] in stopping = true }
     }
 
+    func waitUntilStopped(timeout: Double) {
+        _ = stopped.wait(timeout: .now() + timeout)
+    }
+
     func run() {
+        defer { stopped.signal() }
         thread = pthread_self()
         var fds = [Int32](repeating: 0, count: 256)
         var events = [UInt32](repeating: 0, count: 256)

@@ -5,6 +5,8 @@ import Glibc
 /// that curl cannot express.
 final class RawClient {
     let fd: Int32
+    /// Bytes read past the last response (pipelined answers).
+    private var leftover: [UInt8] = []
 
     init(port: UInt16, host: String = "127.0.0.1", receiveTimeout: Double = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -47,7 +49,8 @@ final class RawClient {
 
     /// Reads until the peer closes or the receive timeout expires.
     func readAll() -> (bytes: [UInt8], closed: Bool) {
-        var out: [UInt8] = []
+        var out = leftover
+        leftover = []
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = recv(fd, &buf, buf.count, 0)
@@ -63,9 +66,10 @@ final class RawClient {
 
     /// Reads one response: head, then Content-Length bytes of body.
     func readResponse(toHEAD isHead: Bool = false) -> (status: Int, head: String, body: [UInt8])? {
-        var data: [UInt8] = []
+        var data = leftover
+        leftover = []
         var buf = [UInt8](repeating: 0, count: 65536)
-        var headEnd: Int?
+        var headEnd = findHeadEnd(data)
         while headEnd == nil {
             let n = recv(fd, &buf, buf.count, 0)
             if n <= 0 { return nil }
@@ -86,7 +90,9 @@ final class RawClient {
             if n <= 0 { break }
             data.append(contentsOf: buf[0..<n])
         }
-        return (status, head, Array(data[he..<min(data.count, he + length)]))
+        let end = min(data.count, he + length)
+        leftover = Array(data[end...])
+        return (status, head, Array(data[he..<end]))
     }
 
     private func findHeadEnd(_ d: [UInt8]) -> Int? {

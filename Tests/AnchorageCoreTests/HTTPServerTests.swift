@@ -1,0 +1,212 @@
+import Foundation
+import Glibc
+import Synchronization
+import XCTest
+@testable import AnchorageCore
+
+/// A growing body for tests: a writer appends to a temp file and publishes
+/// the length; `fail()` cuts every reader off.
+final class TestGrowingFile: GrowingSource, @unchecked Sendable {
+    let fd: Int32
+    let length: Int64
+    private let state = Mutex<(published: Int64, failed: Bool, waiters: [(Int64, @Sendable () -> Void)])>((0, false, []))
+
+    init(path: String, length: Int64) {
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        self.length = length
+    }
+
+    deinit { close(fd) }
+
+    func append(_ bytes: [UInt8]) {
+        let off = state.withLock { $0.published }
+        _ = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, bytes.count, off_t(off)) }
+        let wake = state.withLock { s -> [@Sendable () -> Void] in
+            s.published += Int64(bytes.count)
+            let ready = s.waiters.filter { $0.0 < s.published }.map(\.1)
+            s.waiters.removeAll { $0.0 < s.published }
+            return ready
+        }
+        wake.forEach { $0() }
+    }
+
+    func fail() {
+        let wake = state.withLock { s -> [@Sendable () -> Void] in
+            s.failed = true
+            defer { s.waiters = [] }
+            return s.waiters.map(\.1)
+        }
+        wake.forEach { $0() }
+    }
+
+    func readable() -> Int64? {
+        state.withLock { $0.failed ? nil : $0.published }
+    }
+
+    func notifyWhenReadable(beyond offset: Int64, _ wake: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { s in
+            if s.failed || s.published > offset { return false }
+            s.waiters.append((offset, wake))
+            return true
+        }
+    }
+}
+
+final class GrowingTable: Sendable {
+    private let table = Mutex<[String: TestGrowingFile]>([:])
+    func get(_ k: String) -> TestGrowingFile? { table.withLock { $0[k] } }
+    func put(_ k: String, _ g: TestGrowingFile) { table.withLock { $0[k] = g } }
+}
+
+/// The HTTP server in-process with real clients (curl, raw sockets).
+final class HTTPServerTests: XCTestCase {
+    private var server: HTTPServer?
+    private var port: UInt16 = 0
+    private var dir: TempDir!
+    private var blob: [UInt8] = []
+    private let growing = GrowingTable()
+
+    override func setUpWithError() throws {
+        dir = TempDir(self)
+        blob = (0..<(8 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }
+        FileManager.default.createFile(atPath: dir.file("blob"), contents: Data(blob))
+    }
+
+    override func tearDown() {
+        server?.shutdown(grace: 1)
+        server = nil
+    }
+
+    private func start(_ tweak: (inout HTTPServerOptions) -> Void = { _ in }) throws {
+        let blobPath = dir.file("blob")
+        let growing = self.growing
+        let handler = ClosureHandler { req, responder in
+            var h = HTTPHeaders()
+            h.add("ETag", "\"blob-etag\"")
+            switch req.path {
+            case "/blob":
+                guard let f = OpenFile.openForReading(blobPath) else { return responder.respond(.text(.notFound, "gone")) }
+                responder.respond(HTTPResponse(status: .ok, headers: h, body: .file(f, offset: 0, length: f.size)))
+            case "/small":
+                responder.respond(HTTPResponse(status: .ok, headers: h, body: .text("hello world")))
+            case "/later":
+                // Answer from another thread, as upstream-backed handlers do.
+                DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) { responder.respond(.text(.ok, "later")) }
+            default:
+                if req.path.hasPrefix("/growing/"), let g = growing.get(req.path) {
+                    responder.respond(HTTPResponse(status: .ok, headers: h, body: .growing(g, offset: 0, length: g.length)))
+                } else {
+                    responder.respond(.text(.notFound, "no"))
+                }
+            }
+        }
+        var options = HTTPServerOptions(listen: [ListenAddress(host: "127.0.0.1", port: 0)], loops: 2)
+        options.accessLog = false
+        tweak(&options)
+        let s = HTTPServer(options: options, handler: handler)
+        try s.start()
+        server = s
+        port = s.boundAddresses[0].port
+    }
+
+    private var base: String { "http://127.0.0.1:\(port)" }
+
+    func testCurlKeepAliveReuse() throws {
+        try start()
+        let r = try curl(["-v", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", "\(base)/small", "\(base)/blob", "\(base)/later"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("Re-using existing connection"), r.stderr)
+        XCTAssertEqual(r.stderr.components(separatedBy: "Connected to").count - 1, 1, "one TCP connection for three requests")
+    }
+
+    func testFileBodyIsByteExact() throws {
+        try start()
+        let out = dir.file("out")
+        let r = try curl(["-o", out, "-w", "%{http_code} %{size_download}", "\(base)/blob"])
+        XCTAssertEqual(r.stdout, "200 \(blob.count)")
+        XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob))
+    }
+
+    func testRangesHeadAnd304WithCurl() throws {
+        try start()
+        let out = dir.file("range")
+        let r = try curl(["-r", "1000-1999", "-o", out, "-w", "%{http_code}", "\(base)/blob"])
+        XCTAssertEqual(r.stdout, "206")
+        XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob[1000..<2000]))
+
+        let suffix = try curl(["-H", "Range: bytes=-100", "-o", out, "-w", "%{http_code}", "\(base)/blob"])
+        XCTAssertEqual(suffix.stdout, "206")
+        XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob[(blob.count - 100)...]))
+
+        let bad = try curl(["-D", "-", "-o", "/dev/null", "-H", "Range: bytes=99999999-", "\(base)/blob"])
+        XCTAssertTrue(bad.stdout.hasPrefix("HTTP/1.1 416"), bad.stdout)
+        XCTAssertTrue(bad.stdout.contains("Content-Range: bytes */\(blob.count)"), bad.stdout)
+
+        let stale = try curl(["-o", "/dev/null", "-w", "%{http_code}", "-H", "Range: bytes=0-9", "-H", "If-Range: \"old\"", "\(base)/blob"])
+        XCTAssertEqual(stale.stdout, "200", "If-Range with another ETag gets the whole body")
+
+        let head = try curl(["-I", "\(base)/blob"])
+        XCTAssertTrue(head.stdout.contains("Content-Length: \(blob.count)"), head.stdout)
+        XCTAssertTrue(head.stdout.contains("Accept-Ranges: bytes"), head.stdout)
+
+        let nm = try curl(["-D", "-", "-H", "If-None-Match: \"blob-etag\"", "\(base)/blob"])
+        XCTAssertTrue(nm.stdout.hasPrefix("HTTP/1.1 304"), nm.stdout)
+        XCTAssertFalse(nm.stdout.contains("Content-Length"))
+    }
+
+    func testPipelinedRequestsAnsweredInOrder() throws {
+        try start()
+        let c = try RawClient(port: port)
+        // /later answers from another thread after a delay; /small must still come second.
+        c.send("GET /later HTTP/1.1\r\nHost: x\r\n\r\nGET /small HTTP/1.1\r\nHost: x\r\n\r\nHEAD /small HTTP/1.1\r\nHost: x\r\n\r\n")
+        let a = c.readResponse(), b = c.readResponse(), h = c.readResponse(toHEAD: true)
+        XCTAssertEqual(a.map { String(decoding: $0.body, as: UTF8.self) }, "later\n")
+        XCTAssertEqual(b.map { String(decoding: $0.body, as: UTF8.self) }, "hello world")
+        XCTAssertEqual(h?.status, 200)
+        XCTAssertTrue(h?.head.contains("Content-Length: 11") ?? false)
+    }
+
+    func testGrowingBodyStreamsAsBytesArrive() throws {
+        try start()
+        let g = TestGrowingFile(path: dir.file("g1"), length: 3 << 20)
+        growing.put("/growing/1", g)
+        let payload = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        let out = dir.file("g1.out")
+        let client = try BackgroundProcess(self, ["curl", "-sS", "-o", out, "-w", "%{http_code}", "\(base)/growing/1"], logPath: dir.file("curl.log"))
+        // Feed slowly in pieces; the client must get the exact bytes.
+        for i in stride(from: 0, to: payload.count, by: 256 << 10) {
+            g.append(Array(payload[i..<min(i + (256 << 10), payload.count)]))
+            usleep(20_000)
+        }
+        client.process.waitUntilExit()
+        XCTAssertEqual(client.process.terminationStatus, 0, client.log)
+        XCTAssertEqual(FileManager.default.contents(atPath: out), Data(payload))
+    }
+
+    func testFailedGrowingBodyCutsTheClient() throws {
+        try start()
+        let g = TestGrowingFile(path: dir.file("g2"), length: 1 << 20)
+        growing.put("/growing/2", g)
+        let out = dir.file("g2.out")
+        let client = try BackgroundProcess(self, ["curl", "-sS", "-o", out, "\(base)/growing/2"], logPath: dir.file("curl2.log"))
+        g.append([UInt8](repeating: 1, count: 1000))
+        usleep(200_000)
+        g.fail()
+        client.process.waitUntilExit()
+        XCTAssertEqual(client.process.terminationStatus, 18, "curl reports a partial transfer: \(client.log)")
+        XCTAssertLessThan((try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0, 1 << 20)
+    }
+
+    func testClientThatStopsReadingIsDropped() throws {
+        try start { $0.sendTimeoutMillis = 1000 }
+        let c = try RawClient(port: port)
+        var small: Int32 = 4096
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        c.send("GET /blob HTTP/1.1\r\nHost: x\r\n\r\n")
+        usleep(200_000)
+        XCTAssertEqual(server?.openConnections, 1)
+        let deadline = Date().addingTimeInterval(6)
+        while server?.openConnections != 0 && Date() < deadline { usleep(50_000) }
+        XCTAssertEqual(server?.openConnections, 0, "a stalled reader is dropped after send_timeout")
+    }
+}
