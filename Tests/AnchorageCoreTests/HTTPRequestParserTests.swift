@@ -129,6 +129,18 @@ final class HTTPRequestParserTests: XCTestCase {
         }
     }
 
+    /// A TLS ClientHello (or any binary) is refused at once, not after a timeout.
+    func testBinaryPrefixFailsFast() {
+        var p = HTTPRequestParser()
+        let hello: [UInt8] = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01]
+        XCTAssertEqual(hello.withUnsafeBytes { p.parse($0) }.errorStatus, 400)
+        var p2 = HTTPRequestParser()
+        let withLF: [UInt8] = [0x16, 0x03, 0x01, 0x0a, 0x00, 0x01]   // a LF inside random bytes
+        XCTAssertEqual(withLF.withUnsafeBytes { p2.parse($0) }.errorStatus, 400)
+        var q = HTTPRequestParser()
+        XCTAssertEqual(Array("GE".utf8).withUnsafeBytes { q.parse($0) }, .needMore)
+    }
+
     func testUnsupportedVersion() {
         XCTAssertEqual(parse("GET / HTTP/2.0\r\nHost: x\r\n\r\n").0, .error(.unsupportedVersion))
     }

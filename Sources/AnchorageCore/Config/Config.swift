@@ -7,13 +7,14 @@ public struct Config: Sendable {
     public var server: ServerConfig
     public var cache: CacheConfig
     public var log: LogConfig
+    public var upstream: UpstreamConfig
     public var registries: [RegistryConfig]
     /// Where it came from, for messages.
     public var source: String
 
     /// Every section the parser knows, in the order they are printed.
     public static let schemas: [SectionSchema] = [
-        ServerConfig.schema, CacheConfig.schema, LogConfig.schema, RegistryConfig.schema,
+        ServerConfig.schema, CacheConfig.schema, UpstreamConfig.schema, LogConfig.schema, RegistryConfig.schema,
     ]
 
     /// The upstream used when a config names none: Docker Hub.
@@ -70,6 +71,7 @@ public struct Config: Sendable {
         let server = ServerConfig(try reader(ServerConfig.schema))
         let cache = CacheConfig(try reader(CacheConfig.schema))
         let log = LogConfig(try reader(LogConfig.schema))
+        let upstream = UpstreamConfig(try reader(UpstreamConfig.schema))
         if registries.isEmpty {
             registries = [dockerHub]
         } else if registries.count == 1 {
@@ -82,7 +84,7 @@ public struct Config: Sendable {
                 ? "several [registry] sections and none has 'default = true'"
                 : "more than one [registry] section has 'default = true': \(defaults.map(\.name).joined(separator: ", "))")
         }
-        return Config(server: server, cache: cache, log: log, registries: registries, source: file)
+        return Config(server: server, cache: cache, log: log, upstream: upstream, registries: registries, source: file)
     }
 
     public var defaultRegistry: RegistryConfig {
@@ -98,6 +100,7 @@ public struct Config: Sendable {
         }
         section("[server]", server.render())
         section("[cache]", cache.render())
+        section("[upstream]", upstream.render())
         section("[log]", log.render())
         for r in registries { section("[registry \"\(r.name)\"]", r.render()) }
         return out

@@ -20,7 +20,9 @@ public enum Daemon {
         options.sendTimeoutMillis = UInt64(config.server.sendTimeout.milliseconds)
         options.accessLog = config.server.accessLog
 
-        let server = HTTPServer(options: options, handler: MirrorRouter())
+        let mirror = Mirror(config: config)
+        mirror.prepare()
+        let server = HTTPServer(options: options, handler: MirrorRouter(registry: mirror.registry))
         do {
             try server.start()
         } catch {

@@ -1,8 +1,14 @@
 /// The top of the request path: picks the protocol module for a URL.
 /// Each module answers only what is its own; this file holds no protocol logic.
 struct MirrorRouter: HTTPHandler {
+    let registry: RegistryHandler
+
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
-        switch request.path {
+        let path = request.path
+        if path == "/v2" || path.hasPrefix("/v2/") {
+            return registry.handle(request, responder)
+        }
+        switch path {
         case "/healthz":
             guard request.method.isRead else { return responder.respond(methodNotAllowed("GET, HEAD")) }
             responder.respond(.text(.ok, "ok"))

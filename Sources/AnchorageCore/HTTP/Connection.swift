@@ -151,7 +151,15 @@ final class Connection: EventHandler, @unchecked Sendable {
         out.status = r.status.code
         out.cacheStatus = r.cacheStatus
         if req.method != .head && !r.status.forbidsBody {
-            if case .bytes(let b) = r.body {
+            if case .lengthOnly = r.body {
+                // A handler bug: a GET answered without a body. Never send a
+                // length we cannot fill on a connection we would reuse.
+                Log.error("lengthOnly body for a GET", ["path": req.path])
+                out.head = ResponseFinalizer.headBytes(HTTPResponse.text(.internalServerError, "internal error"), keepAlive: false, version: req.version, date: context.dates.now)
+                keepAlive = false
+                out.body = .empty
+                out.head.append(contentsOf: Array("internal error\n".utf8))
+            } else if case .bytes(let b) = r.body {
                 out.head.append(contentsOf: b)   // one send for head and small bodies
                 out.body = .empty
             } else {
@@ -178,7 +186,7 @@ final class Connection: EventHandler, @unchecked Sendable {
                 continue
             }
             switch out.body {
-            case .empty, .bytes:
+            case .empty, .bytes, .lengthOnly:
                 finishResponse()
                 return
             case .file(let file, let offset, let length):

@@ -76,6 +76,13 @@ public struct HTTPRequestParser: Sendable {
             var i = max(start, scanned)
             while i < n, bytes[i] != 10 { i += 1 }
             scanned = i
+            // Fail fast on bytes that cannot start a request (a TLS
+            // ClientHello, binary junk) instead of waiting for a timeout.
+            var j = start
+            while j < i, bytes[j] != 32 {
+                if !isTokenChar(bytes[j]) { return .error(.malformed("not an HTTP request")) }
+                j += 1
+            }
             if i == n {
                 if n - start > limits.maxRequestLine { return .error(.requestLineTooLong) }
                 return .needMore

@@ -24,6 +24,9 @@ public enum HTTPBody: Sendable {
     case bytes([UInt8])
     case file(OpenFile, offset: Int64, length: Int64)
     case growing(any GrowingSource, offset: Int64, length: Int64)
+    /// Only for HEAD: the length a GET would have, with no body at hand
+    /// (an upstream HEAD answered a cache miss).
+    case lengthOnly(Int64)
 
     public static func text(_ s: String) -> HTTPBody { .bytes(Array(s.utf8)) }
 
@@ -33,6 +36,7 @@ public enum HTTPBody: Sendable {
         case .bytes(let b): Int64(b.count)
         case .file(_, _, let l): l
         case .growing(_, _, let l): l
+        case .lengthOnly(let l): l
         }
     }
 
@@ -43,6 +47,7 @@ public enum HTTPBody: Sendable {
         case .bytes(let b): return .bytes(Array(b[Int(start)..<Int(start + count)]))
         case .file(let f, let o, _): return .file(f, offset: o + start, length: count)
         case .growing(let g, let o, _): return .growing(g, offset: o + start, length: count)
+        case .lengthOnly: return .lengthOnly(count)
         }
     }
 }

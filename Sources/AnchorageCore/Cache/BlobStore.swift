@@ -1,0 +1,86 @@
+import Foundation
+import Glibc
+
+/// Content-addressed files. A file at `layout.blob(d)` always holds bytes
+/// whose digest is `d`: the only way in is `commit`, after verification,
+/// by rename from a temp file in the same filesystem.
+public final class BlobStore: Sendable {
+    public let layout: CacheLayout
+    public let index: CacheIndex
+
+    public init(layout: CacheLayout, index: CacheIndex) {
+        self.layout = layout
+        self.index = index
+        try? FileManager.default.createDirectory(atPath: layout.tmpDir, withIntermediateDirectories: true)
+        try? FileManager.default.createDirectory(atPath: layout.blobsDir, withIntermediateDirectories: true)
+    }
+
+    /// Opens a cached blob for reading and marks it used; nil on a miss.
+    public func open(_ d: Digest) -> OpenFile? {
+        guard let f = OpenFile.openForReading(layout.blob(d)) else { return nil }
+        index.touch(d, path: layout.blob(d))
+        return f
+    }
+
+    public func contains(_ d: Digest) -> Bool {
+        access(layout.blob(d), F_OK) == 0
+    }
+
+    /// Makes a verified temp file visible under its digest. The data is
+    /// fsync'd before the rename, so a crash leaves either nothing or the
+    /// complete file.
+    func commit(tempPath: String, fd: Int32, digest: Digest, size: Int64) -> Bool {
+        guard fsync(fd) == 0 else { return false }
+        let dest = layout.blob(digest)
+        makeParentDirectory(dest)
+        guard rename(tempPath, dest) == 0 else { return false }
+        index.add(digest, size: size)
+        return true
+    }
+
+    /// Stores a small verified body (a manifest) under its digest.
+    func put(_ bytes: [UInt8], digest: Digest) -> Bool {
+        if contains(digest) { return true }
+        guard writeFileAtomically(layout.blob(digest), bytes) else { return false }
+        index.add(digest, size: Int64(bytes.count))
+        return true
+    }
+
+    func readAll(_ d: Digest, limit: Int) -> [UInt8]? {
+        guard let f = OpenFile.openForReading(layout.blob(d)) else { return nil }
+        let size = Int(f.size)
+        guard size <= limit else { return nil }
+        var buf = [UInt8](repeating: 0, count: size)
+        let n = buf.withUnsafeMutableBytes { pread(f.fd, $0.baseAddress, size, 0) }
+        guard n == size else { return nil }
+        index.touch(d, path: layout.blob(d))
+        return buf
+    }
+
+    func mediaType(_ d: Digest) -> String? {
+        guard let data = FileManager.default.contents(atPath: layout.mediaType(d)),
+              let s = String(data: data, encoding: .utf8), !s.isEmpty else { return nil }
+        return s
+    }
+
+    func setMediaType(_ type: String, for d: Digest) {
+        _ = writeFileAtomically(layout.mediaType(d), Array(type.utf8))
+    }
+
+    /// Removes leftover temp files of processes that are gone (a crash or
+    /// kill -9): they were never visible, so nothing is lost.
+    func removeStaleTempFiles() -> Int {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: layout.tmpDir) else { return 0 }
+        var removed = 0
+        let me = getpid()
+        for n in names {
+            let pid = n.split(separator: "-").first.flatMap { Int32($0) } ?? 0
+            let alive = pid > 0 && pid != me && (kill(pid, 0) == 0 || errno == EPERM)
+            if !alive {
+                unlink("\(layout.tmpDir)/\(n)")
+                removed += 1
+            }
+        }
+        return removed
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// LRU accounting by bytes over the blob store.
+///
+/// Kept in memory (digest → size, last use). Last use persists as the file's
+/// mtime, written at most once a minute per entry, so restarts keep the order
+/// without a journal. Start-up does not wait for it: `startScan` walks the
+/// directory on a background thread while serving begins; eviction waits for
+/// the scan to finish so it never decides on a partial picture.
+///
+/// Eviction unlinks: a response that already opened a file keeps reading it
+/// (Linux keeps the inode). In-flight ingests are not entries yet and reserve
+/// their expected size instead, so `max_size` holds while they run.
+public final class CacheIndex: Sendable {
+    struct Entry {
+        var size: Int64
+        var lastUse: Int64       // unix ms
+        var persistedUse: Int64  // what the file's mtime says
+    }
+
+    struct State {
+        var entries: [Digest: Entry] = [:]
+        var total: Int64 = 0
+        var reserved: Int64 = 0
+        var scanned = false
+    }
+
+    public let maxSize: Int64
+    public var lowWater: Int64 { maxSize / 10 * 9 }
+    private let state = Mutex(State())
+    let layout: CacheLayout
+    public let evictions = Atomic<Int>(0)
+    public let evictedBytes = Atomic<Int>(0)
+
+    public init(layout: CacheLayout, maxSize: Int64) {
+        self.layout = layout
+        self.maxSize = maxSize
+    }
+
+    public var totalBytes: Int64 { state.withLock { $0.total } }
+    public var entryCount: Int { state.withLock { $0.entries.count } }
+    public var isScanned: Bool { state.withLock { $0.scanned } }
+
+    static func nowMillis() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    /// Marks a hit. Persists the time as mtime when the stored one is over a minute old.
+    func touch(_ d: Digest, path: String) {
+        let now = CacheIndex.nowMillis()
+        let persist = state.withLock { s -> Bool in
+            guard var e = s.entries[d] else { return false }
+            e.lastUse = now
+            let stale = now - e.persistedUse > 60_000
+            if stale { e.persistedUse = now }
+            s.entries[d] = e
+            return stale
+        }
+        if persist {
+            let omit = (1 << 30) - 2   // UTIME_OMIT: leave atime alone
+            var times = [timespec(tv_sec: 0, tv_nsec: omit), timespec(tv_sec: Int(now / 1000), tv_nsec: Int(now % 1000) * 1_000_000)]
+            utimensat(AT_FDCWD, path, &times, 0)
+        }
+    }
+
+    func add(_ d: Digest, size: Int64) {
+        let now = CacheIndex.nowMillis()
+        state.withLock { s in
+            if let old = s.entries[d] { s.total -= old.size }
+            s.entries[d] = Entry(size: size, lastUse: now, persistedUse: now)
+            s.total += size
+        }
+        evictIfNeeded()
+    }
+
+    /// Before an ingest of `bytes`: makes room so that committed plus
+    /// reserved bytes stay within `max_size`. False when it cannot fit at all
+    /// (the blob alone is larger than the cache): stream it without caching.
+    func reserve(_ bytes: Int64) -> Bool {
+        guard bytes <= maxSize else { return false }
+        state.withLock { $0.reserved += bytes }
+        evictIfNeeded()
+        return true
+    }
+
+    func release(_ bytes: Int64) {
+        state.withLock { $0.reserved -= bytes }
+    }
+
+    func remove(_ d: Digest) {
+        state.withLock { s in
+            if let e = s.entries.removeValue(forKey: d) { s.total -= e.size }
+        }
+    }
+
+    /// Evicts least recently used entries down to the low-water mark once
+    /// committed + reserved bytes exceed `max_size`.
+    public func evictIfNeeded() {
+        evict(downTo: nil)
+    }
+
+    /// Evicts down to `target` bytes now (or, with nil, to the low-water mark
+    /// when over budget). Returns the bytes removed.
+    @discardableResult
+    public func evict(downTo target: Int64?) -> Int64 {
+        let victims = state.withLock { s -> [(Digest, Int64)] in
+            guard s.scanned else { return [] }
+            let goal: Int64
+            if let target {
+                goal = target
+            } else {
+                guard s.total + s.reserved > maxSize else { return [] }
+                goal = lowWater
+            }
+            guard s.total + s.reserved > goal else { return [] }
+            var out: [(Digest, Int64)] = []
+            var total = s.total + s.reserved
+            for (d, e) in s.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) {
+                if total <= goal { break }
+                out.append((d, e.size))
+                total -= e.size
+                s.entries.removeValue(forKey: d)
+                s.total -= e.size
+            }
+            return out
+        }
+        var freed: Int64 = 0
+        for (d, size) in victims {
+            unlink(layout.blob(d))
+            unlink(layout.mediaType(d))
+            freed += size
+            Log.info("evicted", ["digest": d.description, "bytes": "\(size)"])
+        }
+        evictions.add(victims.count, ordering: .relaxed)
+        evictedBytes.add(Int(freed), ordering: .relaxed)
+        return freed
+    }
+
+    /// Walks `blobs/` on a background thread, adopting every file as an
+    /// entry with its size and mtime, then enables eviction.
+    public func startScan() {
+        let t = Thread { [self] in scanNow() }
+        t.name = "anchorage-cache-scan"
+        t.start()
+    }
+
+    public func scanNow() {
+        var found: [Digest: Entry] = [:]
+        let fm = FileManager.default
+        for alg in (try? fm.contentsOfDirectory(atPath: layout.blobsDir)) ?? [] {
+            for prefix in (try? fm.contentsOfDirectory(atPath: "\(layout.blobsDir)/\(alg)")) ?? [] {
+                let dir = "\(layout.blobsDir)/\(alg)/\(prefix)"
+                for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] {
+                    guard let d = CacheLayout.digest(algorithmDir: alg, file: name) else { continue }
+                    var st = stat()
+                    guard stat("\(dir)/\(name)", &st) == 0 else { continue }
+                    let mtime = Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
+                    found[d] = Entry(size: Int64(st.st_size), lastUse: mtime, persistedUse: mtime)
+                }
+            }
+        }
+        state.withLock { s in
+            // Entries added while scanning are newer; keep them.
+            for (d, e) in found where s.entries[d] == nil {
+                s.entries[d] = e
+                s.total += e.size
+            }
+            s.scanned = true
+        }
+        Log.info("cache index loaded", ["entries": "\(found.count)", "bytes": "\(totalBytes)"])
+        evictIfNeeded()
+    }
+}

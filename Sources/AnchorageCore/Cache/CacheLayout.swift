@@ -1,0 +1,73 @@
+import Foundation
+import Synchronization
+
+/// The one source of truth for the on-disk layout (as distribution's
+/// `registry/storage/paths.go`). Every path is built here from typed,
+/// already-validated values; nothing else concatenates cache paths.
+///
+///     <root>/blobs/sha256/ab/abcdef…        blobs, manifests and chart archives, by digest
+///     <root>/meta/sha256/ab/abcdef…         media type of a cached manifest
+///     <root>/tags/<upstream>/<name>/_tags/<tag>   tag → digest record
+///     <root>/tmp/<pid>-<n>                  ingests in progress (same filesystem: rename commits)
+///
+/// `_tags` cannot collide with a repository name component, which must start
+/// with [a-z0-9].
+public struct CacheLayout: Sendable {
+    public let root: String
+    private static let counter = Atomic<Int>(0)
+
+    public init(root: String) {
+        var r = root
+        while r.count > 1 && r.hasSuffix("/") { r.removeLast() }
+        self.root = r
+    }
+
+    public var blobsDir: String { "\(root)/blobs" }
+    public var tmpDir: String { "\(root)/tmp" }
+
+    public func blob(_ d: Digest) -> String {
+        "\(root)/blobs/\(d.algorithm.rawValue)/\(d.hex.prefix(2))/\(d.hex)"
+    }
+
+    public func mediaType(_ d: Digest) -> String {
+        "\(root)/meta/\(d.algorithm.rawValue)/\(d.hex.prefix(2))/\(d.hex)"
+    }
+
+    /// `upstream` is a validated registry name (host characters only).
+    func tag(upstream: String, name: RepositoryName, tag: Tag) -> String {
+        "\(root)/tags/\(upstream)/\(name.value)/_tags/\(tag.value)"
+    }
+
+    /// A fresh temp path, unique across processes sharing the cache
+    /// (the pid lets start-up tell its own leftovers from a live peer's).
+    func newTempPath() -> String {
+        let n = CacheLayout.counter.add(1, ordering: .relaxed).newValue
+        return "\(tmpDir)/\(getpid())-\(n)-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// The digest a blob path names, if it is one (for scans).
+    static func digest(algorithmDir: String, file: String) -> Digest? {
+        Digest("\(algorithmDir):\(file)")
+    }
+}
+
+/// Creates the parent directory of a path (mkdir -p).
+func makeParentDirectory(_ path: String) {
+    let parent = (path as NSString).deletingLastPathComponent
+    try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+}
+
+/// Writes a small file atomically: temp file in the same directory, fsync, rename.
+func writeFileAtomically(_ path: String, _ bytes: [UInt8]) -> Bool {
+    makeParentDirectory(path)
+    let tmp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { return false }
+    let ok = bytes.withUnsafeBytes { writeAll(fd, $0) } && fsync(fd) == 0
+    close(fd)
+    guard ok, rename(tmp, path) == 0 else {
+        unlink(tmp)
+        return false
+    }
+    return true
+}

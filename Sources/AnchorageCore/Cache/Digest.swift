@@ -1,0 +1,33 @@
+/// A content digest, `sha256:<64 hex>` or `sha512:<128 hex>` (OCI image spec
+/// §Digests, restricted to the registered algorithms). A `Digest` value can
+/// only exist if it is valid, so it is safe to use in file paths.
+public struct Digest: Hashable, Sendable, CustomStringConvertible {
+    public enum Algorithm: String, Sendable {
+        case sha256, sha512
+        var hexLength: Int { self == .sha256 ? 64 : 128 }
+    }
+
+    public let algorithm: Algorithm
+    /// Lower-case hex.
+    public let hex: String
+
+    public init?(_ s: some StringProtocol) {
+        guard let colon = s.firstIndex(of: ":"),
+              let alg = Algorithm(rawValue: String(s[..<colon])) else { return nil }
+        let hex = s[s.index(after: colon)...]
+        guard hex.utf8.count == alg.hexLength,
+              hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { return nil }
+        self.algorithm = alg
+        self.hex = String(hex)
+    }
+
+    init(algorithm: Algorithm, hex: String) {
+        self.algorithm = algorithm
+        self.hex = hex
+    }
+
+    public var description: String { "\(algorithm.rawValue):\(hex)" }
+
+    /// A strong entity tag for HTTP: the digest quoted.
+    public var etag: String { "\"\(description)\"" }
+}

@@ -1,0 +1,32 @@
+import Synchronization
+
+/// Blobs being fetched, by digest: the first request starts the fetch, the
+/// rest follow it. Exactly one upstream GET per blob however many clients.
+final class InFlightTable: Sendable {
+    enum Join {
+        case hit                 // committed meanwhile: serve from the store
+        case follow(Ingest)      // someone is fetching it
+        case lead(Ingest)        // the caller must start the fetch
+        case failed              // could not create the temp file
+    }
+
+    private let table = Mutex<[Digest: Ingest]>([:])
+
+    func join(_ d: Digest, store: BlobStore, create: () -> Ingest?) -> Join {
+        table.withLock { t in
+            if let e = t[d] { return .follow(e) }
+            // Checked under the lock: an ingest commits before it leaves the
+            // table, so a miss here plus a file means it just finished.
+            if store.contains(d) { return .hit }
+            guard let e = create() else { return .failed }
+            t[d] = e
+            return .lead(e)
+        }
+    }
+
+    func remove(_ d: Digest) {
+        _ = table.withLock { $0.removeValue(forKey: d) }
+    }
+
+    var count: Int { table.withLock { $0.count } }
+}

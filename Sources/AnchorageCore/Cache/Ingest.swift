@@ -1,0 +1,228 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// One blob being fetched from an upstream into the cache, shared by every
+/// client that asks for it meanwhile (single flight).
+///
+/// The fetch thread writes each chunk to a temp file with `pwrite`, hashes
+/// it, then publishes the new length and wakes waiting connections, which
+/// `sendfile` from the same temp file. The last `tailHold` bytes are withheld
+/// from every reader until the digest and length have been checked: on a
+/// match the file is renamed into the store and the tail released; on a
+/// mismatch the temp file is deleted and every reader is cut off, so no
+/// client ever holds a complete body with the wrong digest.
+///
+///     starting ──head 200──▶ streaming ──digest ok──▶ verified
+///        └──────────── error / mismatch ─────────────▶ failed
+final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
+    enum Phase { case starting, streaming, verified, failed(UpstreamError) }
+
+    private struct State {
+        var phase = Phase.starting
+        var length: Int64 = -1
+        var written: Int64 = 0
+        var headWaiters: [@Sendable (Result<Int64, UpstreamError>) -> Void] = []
+        var dataWaiters: [(offset: Int64, wake: @Sendable () -> Void)] = []
+    }
+
+    static let tailHold: Int64 = 64 * 1024
+
+    let digest: Digest
+    let fd: Int32
+    let tempPath: String
+    let upstreamName: String
+    private let store: BlobStore
+    private let hasher: Hasher             // fetch thread only
+    private var upstreamStatus = 0          // fetch thread only
+    private var upstreamHeaders = HTTPHeaders()
+    private var reserved: Int64 = 0         // fetch thread only
+    private var cacheable = true            // fetch thread only
+    private let state = Mutex(State())
+    let counters: Counters
+
+    init?(digest: Digest, store: BlobStore, upstreamName: String, counters: Counters) {
+        self.digest = digest
+        self.store = store
+        self.upstreamName = upstreamName
+        self.counters = counters
+        tempPath = store.layout.newTempPath()
+        fd = open(tempPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            Log.error("cannot create temp file", ["path": tempPath, "error": String(cString: strerror(errno))])
+            return nil
+        }
+        hasher = Hasher(digest.algorithm)
+    }
+
+    deinit { close(fd) }
+
+    // MARK: GrowingSource (any thread)
+
+    var length: Int64 { state.withLock { $0.length } }
+
+    func readable() -> Int64? {
+        state.withLock { s in
+            switch s.phase {
+            case .failed: return nil
+            case .verified: return s.written
+            case .starting: return 0
+            case .streaming: return max(0, min(s.written, s.length - min(s.length, Ingest.tailHold)))
+            }
+        }
+    }
+
+    func notifyWhenReadable(beyond offset: Int64, _ wake: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { s in
+            switch s.phase {
+            case .failed, .verified: return false
+            case .starting, .streaming:
+                let r = max(0, min(s.written, s.length - min(s.length, Ingest.tailHold)))
+                if r > offset { return false }
+                s.dataWaiters.append((offset, wake))
+                return true
+            }
+        }
+    }
+
+    /// Calls back once the upstream's length is known (or the fetch failed).
+    func whenHeadKnown(_ cb: @escaping @Sendable (Result<Int64, UpstreamError>) -> Void) {
+        let now: Result<Int64, UpstreamError>? = state.withLock { s in
+            switch s.phase {
+            case .starting:
+                s.headWaiters.append(cb)
+                return nil
+            case .failed(let e): return .failure(e)
+            case .streaming, .verified: return .success(s.length)
+            }
+        }
+        if let now { cb(now) }
+    }
+
+    var isFinished: Bool {
+        state.withLock { s in
+            switch s.phase {
+            case .verified, .failed: true
+            default: false
+            }
+        }
+    }
+
+    // MARK: TransferSink (fetch thread)
+
+    func begin(status: Int, headers: HTTPHeaders) -> Bool {
+        upstreamStatus = status
+        upstreamHeaders = headers
+        guard status == 200 else { return false }
+        guard let cl = headers["Content-Length"].flatMap({ Int64($0) }), cl >= 0 else {
+            fail(.protocolError("blob response without Content-Length"))
+            return false
+        }
+        cacheable = store.index.reserve(cl)
+        if cacheable { reserved = cl }
+        let waiters = state.withLock { s -> [@Sendable (Result<Int64, UpstreamError>) -> Void] in
+            s.length = cl
+            s.phase = .streaming
+            defer { s.headWaiters = [] }
+            return s.headWaiters
+        }
+        for w in waiters { w(.success(cl)) }
+        return true
+    }
+
+    func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
+        let (offset, length) = state.withLock { ($0.written, $0.length) }
+        guard offset + Int64(chunk.count) <= length else {
+            fail(.protocolError("upstream sent more bytes than its Content-Length"))
+            return false
+        }
+        var done = 0
+        while done < chunk.count {
+            let n = pwrite(fd, chunk.baseAddress! + done, chunk.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                let why = String(cString: strerror(errno))
+                Log.error("cache write failed", ["digest": digest.description, "error": why])
+                fail(.protocolError("cache write failed: \(why)"))
+                return false
+            }
+            done += n
+        }
+        hasher.update(chunk)
+        publish(written: offset + Int64(chunk.count))
+        return true
+    }
+
+    private func publish(written: Int64) {
+        let wake = state.withLock { s -> [@Sendable () -> Void] in
+            s.written = written
+            let r = max(0, min(s.written, s.length - min(s.length, Ingest.tailHold)))
+            var ready: [@Sendable () -> Void] = []
+            s.dataWaiters.removeAll { w in
+                if w.offset < r { ready.append(w.wake); return true }
+                return false
+            }
+            return ready
+        }
+        for w in wake { w() }
+    }
+
+    /// Called by the fetcher when the transfer ended: verify and commit, or fail.
+    func finish(_ result: Result<ResponseHead, UpstreamError>) {
+        defer { if reserved > 0 { store.index.release(reserved) } }
+        if case .failed = state.withLock({ $0.phase }) { return }
+        switch result {
+        case .failure(let e):
+            fail(e)
+            return
+        case .success(let head):
+            guard head.status == 200 else {
+                fail(UpstreamError.from(status: head.status, headers: head.headers))
+                return
+            }
+        }
+        let (written, length) = state.withLock { ($0.written, $0.length) }
+        guard written == length else {
+            fail(.protocolError("upstream sent \(written) of \(length) bytes"))
+            return
+        }
+        let actual = hasher.finish()
+        guard actual == digest else {
+            counters.digestMismatches.add(1, ordering: .relaxed)
+            Log.error("digest mismatch: blob discarded", ["upstream": upstreamName, "expected": digest.description, "actual": actual.description, "bytes": "\(written)"])
+            fail(.digestMismatch(expected: digest.description, actual: actual.description))
+            return
+        }
+        if cacheable {
+            if !store.commit(tempPath: tempPath, fd: fd, digest: digest, size: written) {
+                // Serving can still finish from the open temp file; it is just not cached.
+                Log.error("cache commit failed", ["digest": digest.description, "error": String(cString: strerror(errno))])
+                unlink(tempPath)
+            }
+        } else {
+            unlink(tempPath)
+            Log.warn("blob larger than the cache: served without caching", ["digest": digest.description, "bytes": "\(written)"])
+        }
+        let wake = state.withLock { s -> [@Sendable () -> Void] in
+            s.phase = .verified
+            defer { s.dataWaiters = [] }
+            return s.dataWaiters.map(\.wake)
+        }
+        for w in wake { w() }
+    }
+
+    func fail(_ e: UpstreamError) {
+        let (heads, datas) = state.withLock { s -> ([@Sendable (Result<Int64, UpstreamError>) -> Void], [@Sendable () -> Void]) in
+            if case .failed = s.phase { return ([], []) }
+            s.phase = .failed(e)
+            defer {
+                s.headWaiters = []
+                s.dataWaiters = []
+            }
+            return (s.headWaiters, s.dataWaiters.map(\.wake))
+        }
+        unlink(tempPath)
+        for h in heads { h(.failure(e)) }
+        for d in datas { d() }
+    }
+}

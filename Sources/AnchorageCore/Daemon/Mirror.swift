@@ -1,0 +1,40 @@
+/// Everything the daemon serves from, built once from the configuration:
+/// the cache, the upstreams, the protocol modules.
+final class Mirror: Sendable {
+    let config: Config
+    let layout: CacheLayout
+    let index: CacheIndex
+    let store: BlobStore
+    let counters = Counters()
+    let upstreams: [String: RegistryUpstream]
+    let registry: RegistryHandler
+
+    init(config: Config) {
+        self.config = config
+        layout = CacheLayout(root: config.cache.path)
+        index = CacheIndex(layout: layout, maxSize: config.cache.maxSize.bytes)
+        store = BlobStore(layout: layout, index: index)
+        let client = CurlClient()
+        var ups: [String: RegistryUpstream] = [:]
+        for r in config.registries {
+            ups[r.name] = RegistryUpstream(config: r, upstream: config.upstream, client: client)
+        }
+        upstreams = ups
+        let pool = WorkerPool(threads: config.upstream.fetchWorkers, name: "anchorage-worker")
+        let tags = TagIndex(layout: layout)
+        let manifests = ManifestService(store: store, tags: tags, counters: counters,
+                                        defaultTTLMillis: config.cache.manifestTTL.milliseconds,
+                                        negativeTTLMillis: config.cache.negativeTTL.milliseconds)
+        let defaultUpstream = ups[config.defaultRegistry.name] ?? RegistryUpstream(config: config.defaultRegistry, upstream: config.upstream, client: client)
+        registry = RegistryHandler(router: RegistryRouter(upstreams: ups, defaultUpstream: defaultUpstream),
+                                   blobs: BlobService(store: store, pool: pool, counters: counters),
+                                   manifests: manifests, pool: pool)
+    }
+
+    /// Start-up housekeeping that must not delay serving.
+    func prepare() {
+        let removed = store.removeStaleTempFiles()
+        if removed > 0 { Log.info("removed leftover temp files", ["count": "\(removed)"]) }
+        index.startScan()
+    }
+}

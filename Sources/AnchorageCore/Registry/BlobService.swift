@@ -1,0 +1,103 @@
+import Foundation
+
+/// `GET|HEAD /v2/<name>/blobs/<digest>`: from the store, or fetched once from
+/// the upstream while every asking client follows the growing temp file.
+final class BlobService: Sendable {
+    let store: BlobStore
+    let inFlight = InFlightTable()
+    let pool: WorkerPool
+    let counters: Counters
+
+    init(store: BlobStore, pool: WorkerPool, counters: Counters) {
+        self.store = store
+        self.pool = pool
+        self.counters = counters
+    }
+
+    static func headers(_ d: Digest) -> HTTPHeaders {
+        var h = HTTPHeaders()
+        h.add("Content-Type", "application/octet-stream")
+        h.add("Docker-Content-Digest", d.description)
+        h.add("ETag", d.etag)
+        h.add("Cache-Control", "max-age=31536000, immutable")
+        h.add("Docker-Distribution-API-Version", "registry/2.0")
+        return h
+    }
+
+    /// Serves a cached blob; false on a miss. Cheap (open + fstat): runs on the loop.
+    func serveCached(_ d: Digest, _ responder: HTTPResponder) -> Bool {
+        guard let f = store.open(d) else { return false }
+        var h = BlobService.headers(d)
+        h.add("X-Anchorage-Cache", "HIT")
+        responder.respond(HTTPResponse(status: .ok, headers: h, body: .file(f, offset: 0, length: f.size), cacheStatus: "hit"))
+        return true
+    }
+
+    func serve(_ upstream: RegistryUpstream, _ name: RepositoryName, _ d: Digest, method: HTTPMethod, _ responder: HTTPResponder) {
+        if serveCached(d, responder) { return }
+        if method == .head {
+            pool.submit { [self] in responder.respond(headFromUpstream(upstream, name, d)) }
+            return
+        }
+        guard upstream.breaker.allow() || inFlightHas(d) else {
+            return responder.respond(RegistryError.upstream(.circuitOpen, unknown: .blobUnknown, upstream: upstream.name).response)
+        }
+        switch inFlight.join(d, store: store, create: { Ingest(digest: d, store: store, upstreamName: upstream.name, counters: counters) }) {
+        case .hit:
+            if !serveCached(d, responder) {
+                responder.respond(RegistryError(.blobUnknown, .notFound, "blob evicted while being requested; retry").response)
+            }
+        case .failed:
+            responder.respond(RegistryError(.unavailable, .serviceUnavailable, "cache cannot store new blobs (see the mirror's log)").response)
+        case .follow(let ingest):
+            counters.coalescedFollowers.add(1, ordering: .relaxed)
+            respondWhenHeadKnown(ingest, upstream, responder, cache: "coalesced")
+        case .lead(let ingest):
+            counters.upstreamBlobFetches.add(1, ordering: .relaxed)
+            let path = "\(name.value)/blobs/\(d)"
+            detachThread(name: "anchorage-fetch") { [inFlight] in
+                let result = upstream.request("GET", path: path, repository: name, accept: nil, sink: ingest)
+                ingest.finish(result)
+                inFlight.remove(d)
+                if case .failure(let e) = result {
+                    Log.warn("blob fetch failed", ["upstream": upstream.name, "digest": d.description, "error": e.description, "class": e.kind])
+                }
+            }
+            respondWhenHeadKnown(ingest, upstream, responder, cache: "miss")
+        }
+    }
+
+    private func inFlightHas(_ d: Digest) -> Bool {
+        if case .follow = inFlight.join(d, store: store, create: { nil }) { return true }
+        return false
+    }
+
+    private func respondWhenHeadKnown(_ ingest: Ingest, _ upstream: RegistryUpstream, _ responder: HTTPResponder, cache: String) {
+        ingest.whenHeadKnown { result in
+            switch result {
+            case .success(let length):
+                var h = BlobService.headers(ingest.digest)
+                h.add("X-Anchorage-Cache", cache.uppercased())
+                responder.respond(HTTPResponse(status: .ok, headers: h, body: .growing(ingest, offset: 0, length: length), cacheStatus: cache))
+            case .failure(let e):
+                responder.respond(RegistryError.upstream(e, unknown: .blobUnknown, upstream: upstream.name).response)
+            }
+        }
+    }
+
+    /// HEAD of an uncached blob: ask the upstream, fetch nothing.
+    private func headFromUpstream(_ upstream: RegistryUpstream, _ name: RepositoryName, _ d: Digest) -> HTTPResponse {
+        let sink = CollectingSink(limit: 0)
+        switch upstream.request("HEAD", path: "\(name.value)/blobs/\(d)", repository: name, accept: nil, sink: sink) {
+        case .failure(let e):
+            return RegistryError.upstream(e, unknown: .blobUnknown, upstream: upstream.name).response
+        case .success(let head):
+            guard head.status == 200, let len = head.headers["Content-Length"].flatMap({ Int64($0) }) else {
+                return RegistryError.upstream(UpstreamError.from(status: head.status, headers: head.headers), unknown: .blobUnknown, upstream: upstream.name).response
+            }
+            var h = BlobService.headers(d)
+            h.add("X-Anchorage-Cache", "MISS")
+            return HTTPResponse(status: .ok, headers: h, body: .lengthOnly(len), cacheStatus: "miss")
+        }
+    }
+}

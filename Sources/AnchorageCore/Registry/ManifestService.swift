@@ -1,0 +1,176 @@
+import Foundation
+import Synchronization
+
+/// `GET|HEAD /v2/<name>/manifests/<reference>` with the freshness policy:
+///
+/// | situation                                | action                                       |
+/// |------------------------------------------|----------------------------------------------|
+/// | digest reference, cached                 | serve; never ask upstream                    |
+/// | tag, checked within its TTL              | serve (hit)                                  |
+/// | tag 404'd upstream within `negative_ttl` | 404 without asking                           |
+/// | tag past TTL                             | HEAD upstream; same digest → serve, else GET |
+/// | upstream outage (conn, timeout, 5xx, 429, breaker open) and cached | serve stale, `Warning: 110` |
+/// | upstream outage, nothing cached          | 503 UNAVAILABLE / 429 TOOMANYREQUESTS        |
+///
+/// Manifests are small: fetched whole, verified (the digest asked for, or
+/// the upstream's `Docker-Content-Digest` for a tag), stored, then served
+/// byte-exact with the upstream's media type.
+final class ManifestService: Sendable {
+    static let maxManifestBytes = 4 << 20
+    static let defaultAccept = [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ].joined(separator: ", ")
+
+    let store: BlobStore
+    let tags: TagIndex
+    let counters: Counters
+    let defaultTTL: Int64
+    let negativeTTL: Int64
+    private let negative = Mutex<[String: Int64]>([:])
+
+    init(store: BlobStore, tags: TagIndex, counters: Counters, defaultTTLMillis: Int64, negativeTTLMillis: Int64) {
+        self.store = store
+        self.tags = tags
+        self.counters = counters
+        defaultTTL = defaultTTLMillis
+        negativeTTL = negativeTTLMillis
+    }
+
+    /// Blocking: run on a worker.
+    func get(_ upstream: RegistryUpstream, _ name: RepositoryName, _ ref: Reference, accept: String?) -> HTTPResponse {
+        switch ref {
+        case .digest(let d):
+            if let r = cachedResponse(d, mediaType: nil, cache: "hit") { return r }
+            return fetch(upstream, name, ref: ref, expected: d, accept: accept, tag: nil, stale: nil)
+        case .tag(let t):
+            return byTag(upstream, name, t, accept: accept)
+        }
+    }
+
+    private func byTag(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag, accept: String?) -> HTTPResponse {
+        let now = CacheIndex.nowMillis()
+        let ttl = upstream.config.manifestTTL.map { $0.milliseconds } ?? defaultTTL
+        let record = tags.get(upstream: upstream.name, name: name, tag: tag)
+        let cached = record.flatMap { rec in store.contains(rec.digest) ? rec : nil }
+        if let rec = cached, now - rec.checkedAt < ttl, let r = cachedResponse(rec.digest, mediaType: rec.mediaType, cache: "hit") {
+            return r
+        }
+        let negKey = "\(upstream.name)/\(name.value):\(tag.value)"
+        if let until = negative.withLock({ $0[negKey] }), until > now {
+            return RegistryError(.manifestUnknown, .notFound, "manifest unknown to the upstream registry (cached answer)", detail: tag.value).response
+        }
+        if let rec = cached {
+            // Revalidate with a HEAD: Docker Hub does not count it against pull limits.
+            let sink = CollectingSink(limit: 0)
+            switch upstream.request("HEAD", path: "\(name.value)/manifests/\(tag.value)", repository: name, accept: accept ?? ManifestService.defaultAccept, sink: sink) {
+            case .failure(let e) where e.isOutage:
+                return stale(rec, upstream, e)
+            case .failure(let e):
+                return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
+            case .success(let head):
+                if head.status == 200, let d = head.headers["Docker-Content-Digest"].flatMap(Digest.init), d == rec.digest {
+                    tags.put(upstream: upstream.name, name: name, tag: tag, record: TagRecord(digest: d, mediaType: rec.mediaType, checkedAt: now))
+                    if let r = cachedResponse(d, mediaType: rec.mediaType, cache: "revalidated") { return r }
+                } else if head.status != 200 {
+                    let e = UpstreamError.from(status: head.status, headers: head.headers)
+                    if e.isOutage { return stale(rec, upstream, e) }
+                    if e == .notFound { negative.withLock { $0[negKey] = now + negativeTTL } }
+                    return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
+                }
+            }
+        }
+        return fetch(upstream, name, ref: .tag(tag), expected: nil, accept: accept, tag: tag, stale: cached)
+    }
+
+    private func fetch(_ upstream: RegistryUpstream, _ name: RepositoryName, ref: Reference, expected: Digest?, accept: String?, tag: Tag?, stale cached: TagRecord?) -> HTTPResponse {
+        let sink = CollectingSink(limit: ManifestService.maxManifestBytes)
+        let result = upstream.request("GET", path: "\(name.value)/manifests/\(ref)", repository: name, accept: accept ?? ManifestService.defaultAccept, sink: sink)
+        let unknownError = { (e: UpstreamError) -> HTTPResponse in
+            RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
+        }
+        switch result {
+        case .failure(let e):
+            if e.isOutage, let rec = cached { return stale(rec, upstream, e) }
+            return unknownError(e)
+        case .success(let head):
+            guard head.status == 200 else {
+                let e = UpstreamError.from(status: head.status, headers: head.headers)
+                if e.isOutage, let rec = cached { return stale(rec, upstream, e) }
+                if e == .notFound, let tag {
+                    negative.withLock { $0["\(upstream.name)/\(name.value):\(tag.value)"] = CacheIndex.nowMillis() + negativeTTL }
+                }
+                return unknownError(e)
+            }
+            if sink.overflowed {
+                return RegistryError(.manifestInvalid, .badGateway, "upstream manifest larger than \(ManifestService.maxManifestBytes) bytes").response
+            }
+            let body = sink.body
+            // The digest the content must have: the one asked for, else the
+            // one the upstream claims; either way the bytes must hash to it.
+            let claimed = head.headers["Docker-Content-Digest"].flatMap(Digest.init)
+            let want = expected ?? claimed
+            let actual = Hasher.digest(body, want?.algorithm ?? .sha256)
+            if let want, want != actual {
+                counters.digestMismatches.add(1, ordering: .relaxed)
+                Log.error("digest mismatch: manifest discarded", ["upstream": upstream.name, "name": name.value, "reference": ref.description, "expected": want.description, "actual": actual.description])
+                return RegistryError(.unavailable, .badGateway, "upstream sent a manifest whose digest does not match",
+                                     detail: "expected \(want), got \(actual)").response
+            }
+            let mediaType = ManifestService.mediaType(head.headers["Content-Type"], body)
+            guard store.put(body, digest: actual) else {
+                // Not cacheable (disk full?): still a verified answer.
+                Log.warn("manifest not cached", ["digest": actual.description])
+                return response(body: .bytes(body), digest: actual, mediaType: mediaType, cache: "miss")
+            }
+            store.setMediaType(mediaType, for: actual)
+            if let tag {
+                tags.put(upstream: upstream.name, name: name, tag: tag, record: TagRecord(digest: actual, mediaType: mediaType, checkedAt: CacheIndex.nowMillis()))
+                negative.withLock { _ = $0.removeValue(forKey: "\(upstream.name)/\(name.value):\(tag.value)") }
+            }
+            return response(body: .bytes(body), digest: actual, mediaType: mediaType, cache: "miss")
+        }
+    }
+
+    private func stale(_ rec: TagRecord, _ upstream: RegistryUpstream, _ e: UpstreamError) -> HTTPResponse {
+        guard var r = cachedResponse(rec.digest, mediaType: rec.mediaType, cache: "stale") else {
+            return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
+        }
+        counters.staleServed.add(1, ordering: .relaxed)
+        r.headers.add("Warning", "110 anchorage \"Response is Stale\"")
+        Log.warn("served stale manifest", ["upstream": upstream.name, "digest": rec.digest.description, "reason": e.kind])
+        return r
+    }
+
+    private func cachedResponse(_ d: Digest, mediaType: String?, cache: String) -> HTTPResponse? {
+        guard let f = store.open(d) else { return nil }
+        let type = mediaType ?? store.mediaType(d) ?? ManifestService.mediaType(nil, store.readAll(d, limit: ManifestService.maxManifestBytes) ?? [])
+        return response(body: .file(f, offset: 0, length: f.size), digest: d, mediaType: type, cache: cache)
+    }
+
+    private func response(body: HTTPBody, digest: Digest, mediaType: String, cache: String) -> HTTPResponse {
+        var h = HTTPHeaders()
+        h.add("Content-Type", mediaType)
+        h.add("Docker-Content-Digest", digest.description)
+        h.add("ETag", digest.etag)
+        h.add("Docker-Distribution-API-Version", "registry/2.0")
+        h.add("X-Anchorage-Cache", cache.uppercased())
+        return HTTPResponse(status: .ok, headers: h, body: body, cacheStatus: cache)
+    }
+
+    /// The upstream's Content-Type if it is a plain media type, else the
+    /// manifest's own `mediaType` field.
+    static func mediaType(_ header: String?, _ body: [UInt8]) -> String {
+        if let h = header?.split(separator: ";").first?.trimmed(" "), !h.isEmpty,
+           h.utf8.allSatisfy({ $0 > 32 && $0 < 127 }), h != "application/json", h != "text/plain" {
+            return h
+        }
+        if let obj = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+           let t = obj["mediaType"] as? String, t.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) {
+            return t
+        }
+        return "application/vnd.oci.image.manifest.v1+json"
+    }
+}

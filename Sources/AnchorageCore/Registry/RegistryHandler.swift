@@ -1,0 +1,68 @@
+/// The registry protocol: `/v2/…` requests from Docker, containerd, podman,
+/// skopeo, crane and helm (OCI). Read-only: push methods get 405 UNSUPPORTED.
+final class RegistryHandler: Sendable {
+    let router: RegistryRouter
+    let blobs: BlobService
+    let manifests: ManifestService
+    let pool: WorkerPool
+
+    init(router: RegistryRouter, blobs: BlobService, manifests: ManifestService, pool: WorkerPool) {
+        self.router = router
+        self.blobs = blobs
+        self.manifests = manifests
+        self.pool = pool
+    }
+
+    func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        guard request.method.isRead else {
+            return responder.respond(RegistryError.unsupportedMethod(request.method).response)
+        }
+        switch router.route(path: request.path, ns: request.queryValue("ns")) {
+        case .failure(let e):
+            responder.respond(e.response)
+        case .success(let (upstream, route)):
+            switch route {
+            case .base:
+                var h = HTTPHeaders()
+                h.add("Docker-Distribution-API-Version", "registry/2.0")
+                responder.respond(.json(.ok, "{}", headers: h))
+            case .blob(let name, let digest):
+                blobs.serve(upstream, name, digest, method: request.method, responder)
+            case .manifest(let name, let ref):
+                let accept = request.headers.all("Accept").joined(separator: ", ")
+                pool.submit { [manifests] in
+                    responder.respond(manifests.get(upstream, name, ref, accept: accept.isEmpty ? nil : accept))
+                }
+            case .tags(let name):
+                let query = RegistryHandler.tagsQuery(request)
+                pool.submit { responder.respond(RegistryHandler.tags(upstream, name, query: query)) }
+            }
+        }
+    }
+
+    /// `n` and `last`, re-encoded: only validated values go upstream.
+    static func tagsQuery(_ request: HTTPRequest) -> String {
+        var q: [String] = []
+        if let n = request.queryValue("n"), let v = Int(n), v >= 0 { q.append("n=\(v)") }
+        if let last = request.queryValue("last"), let t = Tag(last) { q.append("last=\(t.value)") }
+        return q.isEmpty ? "" : "?" + q.joined(separator: "&")
+    }
+
+    /// Tags are listed live (not cached): they are what changes.
+    static func tags(_ upstream: RegistryUpstream, _ name: RepositoryName, query: String) -> HTTPResponse {
+        let sink = CollectingSink(limit: 8 << 20)
+        switch upstream.request("GET", path: "\(name.value)/tags/list\(query)", repository: name, accept: "application/json", sink: sink) {
+        case .failure(let e):
+            return RegistryError.upstream(e, unknown: .nameUnknown, upstream: upstream.name).response
+        case .success(let head):
+            guard head.status == 200, !sink.overflowed else {
+                return RegistryError.upstream(UpstreamError.from(status: head.status, headers: head.headers), unknown: .nameUnknown, upstream: upstream.name).response
+            }
+            var h = HTTPHeaders()
+            h.add("Content-Type", "application/json")
+            h.add("Docker-Distribution-API-Version", "registry/2.0")
+            if let link = head.headers["Link"], link.hasPrefix("</v2/") { h.add("Link", link) }
+            return HTTPResponse(status: .ok, headers: h, body: .bytes(sink.body), cacheStatus: "pass")
+        }
+    }
+}

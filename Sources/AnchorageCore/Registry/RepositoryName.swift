@@ -1,0 +1,80 @@
+/// A repository name per the distribution spec: path components of
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` joined by `/`, at most 255 characters.
+/// No component can be empty, `.` or `..`, so a name is safe as a path.
+public struct RepositoryName: Hashable, Sendable, CustomStringConvertible {
+    public let value: String
+
+    public init?(_ s: some StringProtocol) {
+        guard !s.isEmpty, s.utf8.count <= 255 else { return nil }
+        for comp in s.split(separator: "/", omittingEmptySubsequences: false) {
+            guard RepositoryName.isValidComponent(Substring(comp)) else { return nil }
+        }
+        value = String(s)
+    }
+
+    public var components: [Substring] { value.split(separator: "/") }
+    public var description: String { value }
+
+    static func isValidComponent(_ c: Substring) -> Bool {
+        let b = Array(c.utf8)
+        guard let first = b.first, let last = b.last, isAlnum(first), isAlnum(last) else { return false }
+        var i = 0
+        while i < b.count {
+            if isAlnum(b[i]) { i += 1; continue }
+            // A separator run: ".", "_", "__" or one or more "-".
+            let start = i
+            if b[i] == 45 {
+                while i < b.count, b[i] == 45 { i += 1 }
+            } else if b[i] == 46 {
+                i += 1
+            } else if b[i] == 95 {
+                i += 1
+                if i < b.count, b[i] == 95 { i += 1 }
+            } else {
+                return false
+            }
+            guard i > start, i < b.count, isAlnum(b[i]) else { return false }
+        }
+        return true
+    }
+
+    private static func isAlnum(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 48 && c <= 57) }
+}
+
+/// A tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+public struct Tag: Hashable, Sendable, CustomStringConvertible {
+    public let value: String
+
+    public init?(_ s: some StringProtocol) {
+        let b = Array(s.utf8)
+        guard let first = b.first, b.count <= 128 else { return nil }
+        func word(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 95 }
+        guard word(first), b.dropFirst().allSatisfy({ word($0) || $0 == 46 || $0 == 45 }) else { return nil }
+        value = String(s)
+    }
+
+    public var description: String { value }
+}
+
+/// What a manifest request names: a tag (mutable, revalidated) or a digest (immutable).
+public enum Reference: Hashable, Sendable, CustomStringConvertible {
+    case tag(Tag)
+    case digest(Digest)
+
+    public init?(_ s: some StringProtocol) {
+        if s.contains(":") {
+            guard let d = Digest(s) else { return nil }
+            self = .digest(d)
+        } else {
+            guard let t = Tag(s) else { return nil }
+            self = .tag(t)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .tag(let t): t.value
+        case .digest(let d): d.description
+        }
+    }
+}

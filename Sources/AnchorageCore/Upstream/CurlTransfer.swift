@@ -1,0 +1,209 @@
+import CCurl
+import Foundation
+import Synchronization
+
+/// Receives one transfer's final response (after redirects).
+protocol TransferSink: AnyObject {
+    /// The final status and headers. Return false to abort the transfer.
+    func begin(status: Int, headers: HTTPHeaders) -> Bool
+    /// A chunk of the body. Return false to abort the transfer.
+    func write(_ chunk: UnsafeRawBufferPointer) -> Bool
+}
+
+/// Collects a small body in memory, up to a limit (manifests, tokens, tags).
+final class CollectingSink: TransferSink {
+    private(set) var status = 0
+    private(set) var headers = HTTPHeaders()
+    private(set) var body: [UInt8] = []
+    let limit: Int
+    private(set) var overflowed = false
+
+    init(limit: Int) { self.limit = limit }
+
+    func begin(status: Int, headers: HTTPHeaders) -> Bool {
+        self.status = status
+        self.headers = headers
+        body = []
+        return true
+    }
+
+    func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
+        guard body.count + chunk.count <= limit else {
+            overflowed = true
+            return false
+        }
+        body.append(contentsOf: chunk)
+        return true
+    }
+}
+
+/// Per-upstream transfer settings.
+struct TransferOptions: Sendable {
+    var connectTimeoutMillis = 10_000
+    /// Abort when fewer than 1 KiB/s arrive for this long.
+    var stallTimeoutSeconds = 30
+    var caFile: String?
+    var tlsVerify = true
+}
+
+/// The final response head of a completed (or sink-aborted) transfer.
+struct ResponseHead: Sendable {
+    let status: Int
+    let headers: HTTPHeaders
+}
+
+/// Blocking HTTP transfers on libcurl easy handles, kept in a pool so that
+/// connections (and TLS sessions) are reused across requests. Call from
+/// worker threads, never from an event loop.
+final class CurlClient: Sendable {
+    private let idle = Mutex<[Int]>([])   // easy handles by bit pattern
+    static let initialized: Bool = {
+        curl_global_init(Int(CURL_GLOBAL_ALL))
+        return true
+    }()
+
+    init() { _ = CurlClient.initialized }
+
+    private func borrow() -> UnsafeMutableRawPointer? {
+        if let bits = idle.withLock({ $0.popLast() }) { return UnsafeMutableRawPointer(bitPattern: bits) }
+        return curl_easy_init()
+    }
+
+    private func giveBack(_ h: UnsafeMutableRawPointer) {
+        let keep = idle.withLock { pool -> Bool in
+            guard pool.count < 32 else { return false }
+            pool.append(Int(bitPattern: UnsafeRawPointer(h)))
+            return true
+        }
+        if !keep { curl_easy_cleanup(h) }
+    }
+
+    /// Performs one request. Success means a final response arrived (any
+    /// status); the sink saw its head and body. Failure is a transport error.
+    func perform(method: String, url: String, headers: [String], options: TransferOptions, sink: TransferSink) -> Result<ResponseHead, UpstreamError> {
+        guard let h = borrow() else { return .failure(.protocolError("curl_easy_init failed")) }
+        curl_easy_reset(h)
+        let ctx = TransferContext(sink: sink, handle: h)
+        let ud = Unmanaged.passUnretained(ctx).toOpaque()
+        var list: UnsafeMutablePointer<curl_slist>? = nil
+        for line in headers { list = curl_slist_append(list, line) }
+        defer { curl_slist_free_all(list) }
+
+        _ = anch_setopt_str(h, CURLOPT_URL, url)
+        _ = anch_setopt_long(h, CURLOPT_NOSIGNAL, 1)
+        _ = anch_setopt_long(h, CURLOPT_FOLLOWLOCATION, 1)
+        _ = anch_setopt_long(h, CURLOPT_MAXREDIRS, 8)
+        // Only http(s) may be followed; curl ≥ 7.58 never sends our
+        // Authorization header to another host on redirect.
+        _ = anch_setopt_str(h, CURLOPT_PROTOCOLS_STR, "http,https")
+        _ = anch_setopt_str(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
+        _ = anch_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, options.connectTimeoutMillis)
+        _ = anch_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, 1024)
+        _ = anch_setopt_long(h, CURLOPT_LOW_SPEED_TIME, options.stallTimeoutSeconds)
+        _ = anch_setopt_long(h, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        _ = anch_setopt_long(h, CURLOPT_BUFFERSIZE, 512 * 1024)
+        _ = anch_setopt_str(h, CURLOPT_USERAGENT, "anchorage/\(Version.string)")
+        _ = anch_setopt_slist(h, CURLOPT_HTTPHEADER, list)
+        if method == "HEAD" {
+            _ = anch_setopt_long(h, CURLOPT_NOBODY, 1)
+        }
+        if !options.tlsVerify {
+            _ = anch_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 0)
+            _ = anch_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 0)
+        }
+        if let ca = options.caFile { _ = anch_setopt_str(h, CURLOPT_CAINFO, ca) }
+        _ = anch_setopt_header(h, curlHeaderCallback)
+        _ = anch_setopt_ptr(h, CURLOPT_HEADERDATA, ud)
+        _ = anch_setopt_write(h, curlWriteCallback)
+        _ = anch_setopt_ptr(h, CURLOPT_WRITEDATA, ud)
+
+        let rc = curl_easy_perform(h)
+        let result: Result<ResponseHead, UpstreamError>
+        if rc == CURLE_OK {
+            if !ctx.begun { _ = ctx.beginIfNeeded() }
+            result = .success(ResponseHead(status: ctx.status, headers: ctx.headers))
+        } else if rc == CURLE_WRITE_ERROR && ctx.sinkAborted {
+            // The sink said stop (wrong status for it, size limit, …).
+            result = .success(ResponseHead(status: ctx.status, headers: ctx.headers))
+        } else {
+            result = .failure(CurlClient.classify(rc, ctx.errorBuffer))
+        }
+        // A handle whose transfer broke may hold a dead connection; drop it.
+        if rc == CURLE_OK { giveBack(h) } else { curl_easy_cleanup(h) }
+        return result
+    }
+
+    static func classify(_ rc: CURLcode, _ detail: String) -> UpstreamError {
+        let msg = String(cString: curl_easy_strerror(rc))
+        switch rc {
+        case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_CONNECT:
+            return .unreachable(msg)
+        case CURLE_OPERATION_TIMEDOUT:
+            return .timeout(msg)
+        case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING:
+            return .unreachable("connection broken: \(msg)")
+        case CURLE_TOO_MANY_REDIRECTS:
+            return .protocolError("too many redirects")
+        case CURLE_PARTIAL_FILE:
+            return .protocolError("upstream closed the connection before the whole body")
+        default:
+            return .protocolError(msg)
+        }
+    }
+}
+
+/// The Swift side of one transfer, reached from libcurl's C callbacks.
+private final class TransferContext {
+    let sink: TransferSink
+    let handle: UnsafeMutableRawPointer
+    var headers = HTTPHeaders()
+    var status = 0
+    var begun = false
+    var sinkAborted = false
+    var errorBuffer = ""
+
+    init(sink: TransferSink, handle: UnsafeMutableRawPointer) {
+        self.sink = sink
+        self.handle = handle
+    }
+
+    func beginIfNeeded() -> Bool {
+        if begun { return true }
+        begun = true
+        var code = 0
+        _ = anch_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code)
+        status = code
+        if !sink.begin(status: status, headers: headers) {
+            sinkAborted = true
+            return false
+        }
+        return true
+    }
+}
+
+private let curlHeaderCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = { ptr, size, count, ud in
+    guard let ptr, let ud else { return 0 }
+    let ctx = Unmanaged<TransferContext>.fromOpaque(ud).takeUnretainedValue()
+    let n = size * count
+    let line = String(decoding: UnsafeRawBufferPointer(start: ptr, count: n), as: UTF8.self)
+    if line.hasPrefix("HTTP/") {
+        ctx.headers = HTTPHeaders()   // a new response (after a redirect or 100)
+    } else if let colon = line.firstIndex(of: ":") {
+        let name = String(line[..<colon])
+        let value = line[line.index(after: colon)...].trimmed(" \t\r\n")
+        ctx.headers.add(name, value)
+    }
+    return n
+}
+
+private let curlWriteCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = { ptr, size, count, ud in
+    guard let ptr, let ud else { return 0 }
+    let ctx = Unmanaged<TransferContext>.fromOpaque(ud).takeUnretainedValue()
+    let n = size * count
+    guard ctx.beginIfNeeded() else { return 0 }
+    if !ctx.sink.write(UnsafeRawBufferPointer(start: ptr, count: n)) {
+        ctx.sinkAborted = true
+        return 0
+    }
+    return n
+}

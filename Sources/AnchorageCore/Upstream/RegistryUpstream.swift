@@ -1,0 +1,149 @@
+import Foundation
+
+/// One `[registry "NAME"]` upstream: builds `/v2/` URLs, runs the token flow,
+/// keeps the breaker. Callers say what they want and what sink takes the body;
+/// they never see auth. Blocking: call from worker threads.
+final class RegistryUpstream: Sendable {
+    let config: RegistryConfig
+    let options: TransferOptions
+    let client: CurlClient
+    let tokens = TokenCache()
+    let breaker: CircuitBreaker
+
+    init(config: RegistryConfig, upstream: UpstreamConfig, client: CurlClient) {
+        self.config = config
+        var o = TransferOptions()
+        o.connectTimeoutMillis = Int(upstream.connectTimeout.milliseconds)
+        o.stallTimeoutSeconds = max(1, Int(upstream.stallTimeout.milliseconds / 1000))
+        o.caFile = config.caFile
+        o.tlsVerify = config.tlsVerify
+        options = o
+        self.client = client
+        breaker = CircuitBreaker(threshold: upstream.breakerThreshold, cooldownMillis: UInt64(upstream.breakerCooldown.milliseconds))
+    }
+
+    var name: String { config.name }
+
+    /// Docker Hub puts single-component names under `library/`.
+    var isDockerHub: Bool {
+        config.name == "docker.io" || config.url.contains("://registry-1.docker.io") || config.url.contains("://index.docker.io")
+    }
+
+    private var basicCredential: String? {
+        guard let u = config.username, let p = config.password else { return nil }
+        return "Basic " + Data("\(u):\(p)".utf8).base64EncodedString()
+    }
+
+    /// `method` `<url>/v2/<path>`; the sink sees the final response. A 401
+    /// with a challenge is answered (token or Basic) and retried once.
+    func request(_ method: String, path: String, repository: RepositoryName?, accept: String?, sink: TransferSink) -> Result<ResponseHead, UpstreamError> {
+        guard breaker.allow() else { return .failure(.circuitOpen) }
+        let scope = repository.map { "repository:\($0.value):pull" } ?? ""
+        let url = "\(config.url)/v2/\(path)"
+        var useBasic = false
+        for attempt in 0..<2 {
+            var headers: [String] = []
+            if let accept { headers.append("Accept: \(accept)") }
+            if let t = tokens.get(scope) {
+                headers.append("Authorization: Bearer \(t)")
+            } else if useBasic, let b = basicCredential {
+                headers.append("Authorization: \(b)")
+            }
+            let gate = AuthGate(inner: sink, swallow401: attempt == 0)
+            switch client.perform(method: method, url: url, headers: headers, options: options, sink: gate) {
+            case .failure(let e):
+                if e.isOutage { breaker.recordFailure() }
+                return .failure(e)
+            case .success(let head):
+                if head.status == 401, attempt == 0,
+                   let challenge = head.headers["WWW-Authenticate"].flatMap(AuthChallenge.parse) {
+                    switch challenge.scheme {
+                    case "bearer":
+                        if case .failure(let e) = fetchToken(challenge, scope: scope) {
+                            if e.isOutage { breaker.recordFailure() }
+                            return .failure(e)
+                        }
+                        continue
+                    case "basic" where basicCredential != nil:
+                        useBasic = true
+                        continue
+                    default:
+                        break
+                    }
+                }
+                if head.status >= 500 || head.status == 429 { breaker.recordFailure() } else { breaker.recordSuccess() }
+                return .success(head)
+            }
+        }
+        return .failure(.denied(401))
+    }
+
+    /// The registry token flow: GET realm?service=…&scope=…, anonymously or
+    /// with the configured credentials as Basic.
+    private func fetchToken(_ c: AuthChallenge, scope: String) -> Result<Void, UpstreamError> {
+        guard let realm = c.params["realm"], realm.hasPrefix("http://") || realm.hasPrefix("https://") else {
+            return .failure(.protocolError("bearer challenge without a usable realm"))
+        }
+        var query: [String] = []
+        if let service = c.params["service"] { query.append("service=\(urlQueryEscape(service))") }
+        let wanted = c.params["scope"] ?? scope
+        if !wanted.isEmpty { query.append("scope=\(urlQueryEscape(wanted))") }
+        let url = realm + (query.isEmpty ? "" : (realm.contains("?") ? "&" : "?") + query.joined(separator: "&"))
+        var headers: [String] = []
+        if let b = basicCredential { headers.append("Authorization: \(b)") }
+        let sink = CollectingSink(limit: 1 << 20)
+        switch client.perform(method: "GET", url: url, headers: headers, options: options, sink: sink) {
+        case .failure(let e):
+            return .failure(e)
+        case .success(let head):
+            guard head.status == 200 else {
+                return .failure(head.status == 401 || head.status == 403 ? .denied(head.status) : UpstreamError.from(status: head.status, headers: head.headers))
+            }
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(sink.body)) as? [String: Any],
+                  let token = (obj["token"] as? String) ?? (obj["access_token"] as? String), !token.isEmpty,
+                  token.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else {
+                return .failure(.protocolError("token endpoint returned no usable token"))
+            }
+            let expires = (obj["expires_in"] as? Int) ?? 60
+            tokens.put(scope, token: token, expiresIn: expires)
+            return .success(())
+        }
+    }
+}
+
+/// Hides a first 401 from the real sink (it is answered and retried).
+private final class AuthGate: TransferSink {
+    let inner: TransferSink
+    let swallow401: Bool
+    var swallowing = false
+
+    init(inner: TransferSink, swallow401: Bool) {
+        self.inner = inner
+        self.swallow401 = swallow401
+    }
+
+    func begin(status: Int, headers: HTTPHeaders) -> Bool {
+        if status == 401 && swallow401 {
+            swallowing = true
+            return false
+        }
+        return inner.begin(status: status, headers: headers)
+    }
+
+    func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
+        swallowing ? false : inner.write(chunk)
+    }
+}
+
+func urlQueryEscape(_ s: String) -> String {
+    var out = ""
+    for b in s.utf8 {
+        switch b {
+        case 48...57, 65...90, 97...122, 45, 46, 95, 126, 58, 47:
+            out.unicodeScalars.append(Unicode.Scalar(b))
+        default:
+            out += String(format: "%%%02X", b)
+        }
+    }
+    return out
+}
