@@ -1,0 +1,275 @@
+import Foundation
+import XCTest
+
+/// Pull-through against a real `docker-registry` upstream with real skopeo.
+final class RegistryPullThroughTests: XCTestCase {
+    private func mirror(_ upstream: UpstreamRegistry, name: String = "upstream.test", cache: String = "", registryKeys: String = "", extra: String = "") throws -> AnchorageServer {
+        try AnchorageServer(self, cacheKeys: cache, config: "[registry \"\(name)\"]\nurl = \(upstream.url)\ndefault = true\n\(registryKeys)\n\(extra)")
+    }
+
+    private func skopeo(_ args: [String]) throws -> RunResult {
+        try runCommand(["skopeo"] + args, timeout: 300)
+    }
+
+    func testSingleAndMultiArchPullsAreByteExactAndSecondPullIsCached() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 3, layerSize: 2_000_000)
+        try up.push(name: "team/multi", tag: "v2", layers: 2, multiarch: true)
+        let m = try mirror(up)
+        let out = TempDir(self, "pulls")
+
+        for (image, all) in [("team/app:v1", false), ("team/multi:v2", true)] {
+            // Manifests byte-identical to the upstream's.
+            let direct = try skopeo(["inspect", "--raw", "--tls-verify=false", "docker://\(up.host)/\(image)"])
+            let viaMirror = try skopeo(["inspect", "--raw", "--tls-verify=false", "docker://127.0.0.1:\(m.port)/\(image)"])
+            XCTAssertEqual(viaMirror.status, 0, viaMirror.stderr)
+            XCTAssertEqual(viaMirror.stdout, direct.stdout)
+            // Whole image: skopeo checks every blob digest; compare with a direct copy too.
+            let safe = image.replacingOccurrences(of: "/", with: "_")
+            let a = out.file("\(safe)-direct"), b = out.file("\(safe)-mirror")
+            var flags = ["copy", "--quiet", "--src-tls-verify=false"]
+            if all { flags.append("--all") }
+            XCTAssertEqual(try skopeo(flags + ["docker://\(up.host)/\(image)", "dir:\(a)"]).status, 0)
+            let pulled = try skopeo(flags + ["docker://127.0.0.1:\(m.port)/\(image)", "dir:\(b)"])
+            XCTAssertEqual(pulled.status, 0, pulled.stderr)
+            XCTAssertEqual(try runCommand(["diff", "-r", a, b]).status, 0, "mirror copy differs from direct copy")
+        }
+        // Multi-arch: the index is kept whole (both platforms listed).
+        let index = try skopeo(["inspect", "--raw", "--tls-verify=false", "docker://127.0.0.1:\(m.port)/team/multi:v2"]).stdout
+        XCTAssertTrue(index.contains("\"arm64\"") && index.contains("\"amd64\""), index)
+
+        // Second pull: from the cache, with the upstream stopped.
+        up.stop()
+        let again = out.file("again")
+        let r = try skopeo(["copy", "--quiet", "--src-tls-verify=false", "docker://127.0.0.1:\(m.port)/team/app:v1", "dir:\(again)"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try runCommand(["diff", "-r", out.file("team_app:v1-direct"), again]).status, 0)
+        XCTAssertFalse(m.accessLines("/blobs/").filter { $0.contains("cache=hit") }.isEmpty)
+    }
+
+    func testRoutingNsPathPrefixDefaultAndLibrary() throws {
+        let hub = try UpstreamRegistry(self)
+        let other = try UpstreamRegistry(self)
+        try hub.push(name: "library/alpine", tag: "3", layers: 1)
+        try other.push(name: "owner/tool", tag: "1.0", layers: 1)
+        let m = try AnchorageServer(self, config: """
+        [registry "docker.io"]
+        url = \(hub.url)
+        default = true
+        [registry "ghcr.io"]
+        url = \(other.url)
+        """)
+        func status(_ path: String) throws -> String {
+            try curl(["-o", "/dev/null", "-w", "%{http_code}", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(m.base)\(path)"]).stdout
+        }
+        // Docker's registry-mirrors: no upstream named, single component → library/.
+        XCTAssertEqual(try status("/v2/alpine/manifests/3"), "200")
+        XCTAssertEqual(try status("/v2/library/alpine/manifests/3"), "200")
+        // containerd: ?ns=HOST.
+        XCTAssertEqual(try status("/v2/owner/tool/manifests/1.0?ns=ghcr.io"), "200")
+        XCTAssertEqual(try status("/v2/alpine/manifests/3?ns=docker.io"), "200")
+        // Path prefix (podman mirror locations with a path, plain clients).
+        XCTAssertEqual(try status("/v2/ghcr.io/owner/tool/manifests/1.0"), "200")
+        XCTAssertEqual(try status("/v2/owner/tool/manifests/1.0"), "404", "the default upstream does not have it")
+        // Unknown ns: a clear 404 registry error, never a fallback.
+        let unknown = try curl(["-w", "\n%{http_code}", "\(m.base)/v2/alpine/manifests/3?ns=quay.io"])
+        XCTAssertTrue(unknown.stdout.hasSuffix("\n404"))
+        XCTAssertTrue(unknown.stdout.contains("\"NAME_UNKNOWN\"") && unknown.stdout.contains("quay.io"), unknown.stdout)
+        // API base.
+        let base = try curl(["-i", "\(m.base)/v2/"])
+        XCTAssertTrue(base.stdout.contains("Docker-Distribution-API-Version: registry/2.0"))
+        XCTAssertTrue(base.stdout.hasSuffix("{}"))
+        // Tags list with n/last, through to the upstream.
+        try hub.push(name: "library/alpine", tag: "4", layers: 1)
+        XCTAssertEqual(try curl(["\(m.base)/v2/alpine/tags/list"]).stdout.replacingOccurrences(of: " ", with: ""), "{\"name\":\"library/alpine\",\"tags\":[\"3\",\"4\"]}\n")
+        // n/last are forwarded, validated and re-encoded (this upstream
+        // version ignores them itself, so check what reached it).
+        XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/alpine/tags/list?n=1&last=3"]).stdout, "200")
+        XCTAssertTrue(hub.log.contains("GET /v2/library/alpine/tags/list?n=1&last=3 "), hub.log)
+        XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/alpine/tags/list?n=1&last=%0d%0aX:y"]).stdout, "200")
+        XCTAssertTrue(hub.log.contains("GET /v2/library/alpine/tags/list?n=1 "), "an invalid last is dropped, never forwarded")
+    }
+
+    func testHostileNamesAndPushMethods() throws {
+        let up = try UpstreamRegistry(self)
+        let m = try mirror(up)
+        let cases: [(String, String, String)] = [
+            ("GET", "/v2/../etc/passwd/manifests/latest", "NAME_INVALID"),
+            ("GET", "/v2/a/%2e%2e/b/manifests/latest", "NAME_INVALID"),
+            ("GET", "/v2/a%2Fb/manifests/latest", "NAME_INVALID"),
+            ("GET", "/v2/UPPER/manifests/latest", "NAME_INVALID"),
+            ("GET", "/v2//etc/manifests/latest", "NAME_INVALID"),
+            ("GET", "/v2/a/manifests/..%2f..%2fx", "TAG_INVALID"),
+            ("GET", "/v2/a/manifests/sha256:abc", "DIGEST_INVALID"),
+            ("GET", "/v2/a/blobs/md5:d41d8cd98f00b204e9800998ecf8427e", "DIGEST_INVALID"),
+            ("GET", "/v2/a/blobs/sha256:" + String(repeating: "A", count: 64), "DIGEST_INVALID"),
+            ("GET", "/v2/a/blobs/../../../../etc/passwd", "DIGEST_INVALID"),
+            ("PUT", "/v2/a/manifests/latest", "UNSUPPORTED"),
+            ("POST", "/v2/a/blobs/uploads/", "UNSUPPORTED"),
+            ("DELETE", "/v2/a/manifests/latest", "UNSUPPORTED"),
+            ("PATCH", "/v2/a/blobs/uploads/x", "UNSUPPORTED"),
+        ]
+        for (method, path, code) in cases {
+            let r = try curl(["--path-as-is", "-X", method, "-w", "\n%{http_code}", "\(m.base)\(path)"])
+            XCTAssertTrue(r.stdout.contains("\"code\":\"\(code)\""), "\(method) \(path): \(r.stdout)")
+            let status = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+            XCTAssertTrue(["400", "404", "405"].contains(status), "\(method) \(path) → \(status)")
+        }
+        // Nothing outside the cache directory was created.
+        XCTAssertFalse(FileManager.default.fileExists(atPath: m.dir.path + "/etc"))
+    }
+
+    func testSingleFlightTwentyClientsOneUpstreamFetch() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/big", tag: "v1", layers: 1, layerSize: 200_000_000)
+        let m = try mirror(up)
+        // The big layer's digest: the largest entry of the manifest.
+        let manifest = try curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(m.base)/v2/team/big/manifests/v1"]).stdout
+        let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])
+        let layers = try XCTUnwrap(obj["layers"] as? [[String: Any]])
+        let big = try XCTUnwrap(layers.max { ($0["size"] as? Int ?? 0) < ($1["size"] as? Int ?? 0) })
+        let digest = try XCTUnwrap(big["digest"] as? String)
+        let hex = String(digest.dropFirst(7))
+        let script = """
+        set -e
+        for i in $(seq 1 20); do
+          ( curl -sS --fail "\(m.base)/v2/team/big/blobs/\(digest)" | sha256sum | cut -d' ' -f1 > "\(m.dir.path)/sum.$i" ) &
+        done
+        wait
+        cat "\(m.dir.path)"/sum.*
+        """
+        let r = try runCommand(["bash", "-c", script], timeout: 600)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let sums = r.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(sums.count, 20)
+        XCTAssertTrue(sums.allSatisfy { $0 == hex }, "every copy has the right digest")
+        XCTAssertEqual(up.blobGets(digest), 1, "exactly one upstream GET for 20 clients")
+        // And it is now a cache hit.
+        usleep(300_000)
+        XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/team/big/blobs/\(digest)"]).stdout, "200")
+        XCTAssertEqual(up.blobGets(digest), 1)
+    }
+
+    func testTamperedUpstreamBlobIsNeverCachedNorServedWhole() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 1, layerSize: 3_000_000)
+        let m = try mirror(up)
+        let manifest = try curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(m.base)/v2/team/app/manifests/v1"]).stdout
+        let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])
+        let layer = try XCTUnwrap((obj["layers"] as? [[String: Any]])?.first)
+        let digest = try XCTUnwrap(layer["digest"] as? String)
+        let size = try XCTUnwrap(layer["size"] as? Int)
+        // Same length, one byte flipped in the middle.
+        let path = up.blobDataPath(digest)
+        var bytes = try XCTUnwrap(FileManager.default.contents(atPath: path))
+        bytes[size / 2] ^= 0xff
+        try bytes.write(to: URL(fileURLWithPath: path))
+
+        for _ in 0..<2 {
+            let out = m.dir.file("tampered")
+            let r = try curl(["-o", out, "-w", "%{size_download}", "\(m.base)/v2/team/app/blobs/\(digest)"])
+            XCTAssertNotEqual(r.status, 0, "curl must see a cut transfer")
+            XCTAssertLessThan(Int(r.stdout) ?? Int.max, size, "the client never holds the complete body")
+        }
+        XCTAssertEqual(up.blobGets(digest), 2, "not cached: each request goes upstream again")
+        XCTAssertTrue(m.log.contains("digest mismatch"), m.log)
+        let v = try runCommand([try anchorageBinary(), "verify", "--config", m.dir.file("mirror.conf")])
+        XCTAssertEqual(v.status, 0, v.stdout)
+        let hex = digest.dropFirst(7)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(m.dir.path)/cache/blobs/sha256/\(hex.prefix(2))/\(hex)"))
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: "\(m.dir.path)/cache/tmp")) ?? [], [], "no temp file left")
+    }
+
+    func testLRUKeepsTheCacheUnderBudget() throws {
+        let up = try UpstreamRegistry(self)
+        // 6 images of ~1 MB each against a 3 MiB cache.
+        var digests: [String] = []
+        for i in 0..<6 {
+            try up.push(name: "team/img\(i)", tag: "v1", layers: 1, layerSize: 1_000_000)
+        }
+        let m = try mirror(up, cache: "max_size = 3MiB\n")
+        for i in 0..<6 {
+            let manifest = try curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(m.base)/v2/team/img\(i)/manifests/v1"]).stdout
+            let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])
+            let d = try XCTUnwrap((obj["layers"] as? [[String: Any]])?.first?["digest"] as? String)
+            digests.append(d)
+            XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/team/img\(i)/blobs/\(d)"]).stdout, "200")
+            // Re-use the first image so it stays recently used.
+            if i > 0 {
+                XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/team/img0/blobs/\(digests[0])"]).stdout, "200")
+            }
+        }
+        let du = try runCommand(["du", "-sb", "\(m.dir.path)/cache/blobs"]).stdout
+        let used = Int(du.split(separator: "\t").first ?? "") ?? Int.max
+        XCTAssertLessThanOrEqual(used, 3 << 20, "cache holds \(used) bytes")
+        XCTAssertTrue(m.log.contains("msg=evicted"))
+        func cached(_ d: String) -> Bool {
+            let hex = d.dropFirst(7)
+            return FileManager.default.fileExists(atPath: "\(m.dir.path)/cache/blobs/sha256/\(hex.prefix(2))/\(hex)")
+        }
+        XCTAssertTrue(cached(digests[0]), "the most recently used blob survives")
+        XCTAssertTrue(cached(digests[5]))
+        XCTAssertFalse(cached(digests[1]), "the least recently used went first")
+    }
+
+    func testStaleIfErrorAndFastFailureWhenUpstreamIsDown() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 1)
+        try up.push(name: "team/app", tag: "v2", layers: 1, seed: "other")
+        let m = try mirror(up, cache: "manifest_ttl = 1s\n")
+        let accept = ["-H", "Accept: application/vnd.oci.image.manifest.v1+json"]
+        XCTAssertEqual(try curl(accept + ["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/team/app/manifests/v1"]).stdout, "200")
+        // Past the TTL with the upstream alive: revalidated with a HEAD, not re-fetched.
+        usleep(1_200_000)
+        let reval = try curl(accept + ["-D", "-", "-o", "/dev/null", "\(m.base)/v2/team/app/manifests/v1"]).stdout
+        XCTAssertTrue(reval.contains("X-Anchorage-Cache: REVALIDATED"), reval)
+        XCTAssertEqual(up.log.components(separatedBy: "\"GET /v2/team/app/manifests/v1 ").count - 1, 1)
+
+        up.stop()
+        usleep(1_200_000)
+        let t0 = Date()
+        let stale = try curl(accept + ["-D", "-", "-o", "/dev/null", "\(m.base)/v2/team/app/manifests/v1"]).stdout
+        XCTAssertTrue(stale.hasPrefix("HTTP/1.1 200"), stale)
+        XCTAssertTrue(stale.contains("Warning: 110"), stale)
+        XCTAssertTrue(stale.contains("X-Anchorage-Cache: STALE"), stale)
+        // Never cached: a quick 503 UNAVAILABLE, no hang.
+        let miss = try curl(accept + ["-w", "\n%{http_code}", "\(m.base)/v2/team/app/manifests/v2"]).stdout
+        XCTAssertTrue(miss.hasSuffix("\n503"), miss)
+        XCTAssertTrue(miss.contains("\"UNAVAILABLE\""), miss)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 3)
+        XCTAssertTrue(m.log.contains("served stale manifest"))
+    }
+
+    func testNegativeCacheForMissingTags() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 1)
+        let m = try mirror(up)
+        for _ in 0..<5 {
+            XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/team/app/manifests/nope"]).stdout, "404")
+        }
+        XCTAssertEqual(up.log.components(separatedBy: "\"GET /v2/team/app/manifests/nope ").count - 1, 1, "one upstream ask within negative_ttl")
+    }
+
+    func testKill9DuringPullsLeavesOnlyVerifiedEntries() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/big", tag: "v1", layers: 4, layerSize: 40_000_000)
+        var m = try mirror(up)
+        let script = """
+        for i in $(seq 1 8); do
+          skopeo copy --quiet --src-tls-verify=false docker://127.0.0.1:\(m.port)/team/big:v1 dir:\(m.dir.path)/pull.$i >/dev/null 2>&1 &
+        done
+        sleep 0.7
+        """
+        _ = try runCommand(["bash", "-c", script], timeout: 60)
+        m.proc.kill9()
+        // Restart on the same cache; verify is clean and pulls succeed.
+        let conf = m.dir.file("mirror.conf")
+        let v = try runCommand([try anchorageBinary(), "verify", "--config", conf])
+        XCTAssertEqual(v.status, 0, v.stdout)
+        m = try AnchorageServer(self, config: "[registry \"upstream.test\"]\nurl = \(up.url)\n", dir: m.dir)
+        let r = try runCommand(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://127.0.0.1:\(m.port)/team/big:v1", "dir:\(m.dir.path)/final"], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try runCommand([try anchorageBinary(), "verify", "--config", conf]).status, 0)
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: "\(m.dir.path)/cache/tmp")) ?? ["?"], [], "leftover temp files removed at start")
+    }
+}
