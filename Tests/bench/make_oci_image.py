@@ -2,7 +2,10 @@
 """Writes an OCI image layout for tests and benchmarks, with no network.
 
   make_oci_image.py OUT_DIR --tag TAG [--layers N] [--layer-size BYTES]
-                    [--seed S] [--multiarch] [--docker]
+                    [--seed S] [--multiarch]
+
+(For Docker media types push with `skopeo copy --format v2s2`: skopeo's
+OCI-layout reader accepts only OCI media types.)
 
 Layers are uncompressed tars holding one file of pseudo-random bytes (fast to
 make at any size; registries do not unpack layers). --multiarch writes an
@@ -29,7 +32,7 @@ def layer(size, rng):
     return buf.getvalue()
 
 def image(out, args, rng, arch, variant=None):
-    mt_layer = "application/vnd.docker.image.rootfs.diff.tar" if args.docker else "application/vnd.oci.image.layer.v1.tar"
+    mt_layer = "application/vnd.oci.image.layer.v1.tar"
     layers = []
     diff_ids = []
     for i in range(args.layers):
@@ -46,8 +49,8 @@ def image(out, args, rng, arch, variant=None):
     cd, cn = blob(out, json.dumps(config, sort_keys=True).encode())
     manifest = {
         "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json" if args.docker else "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json" if args.docker else "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
         "layers": layers,
     }
     md, mn = blob(out, json.dumps(manifest, indent=2).encode())
@@ -61,7 +64,6 @@ def main():
     ap.add_argument("--layer-size", type=int, default=64 * 1024)
     ap.add_argument("--seed", default="anchorage")
     ap.add_argument("--multiarch", action="store_true")
-    ap.add_argument("--docker", action="store_true", help="Docker media types")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     os.makedirs(os.path.join(args.out, "blobs", "sha256"), exist_ok=True)

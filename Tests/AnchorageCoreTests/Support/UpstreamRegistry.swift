@@ -57,12 +57,11 @@ final class UpstreamRegistry {
         let layout = dir.file("layout-\(UUID().uuidString.prefix(8))")
         var args = ["python3", testbenchScript("make_oci_image.py"), layout, "--tag", tag, "--layers", "\(layers)", "--layer-size", "\(layerSize)", "--seed", seed ?? "\(name):\(tag)"]
         if multiarch { args.append("--multiarch") }
-        if docker { args.append("--docker") }
         let made = try runCommand(args, timeout: 300)
         guard made.status == 0 else { throw NSError(domain: "fixture", code: 1, userInfo: [NSLocalizedDescriptionKey: made.stderr]) }
         var copy = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
         if multiarch { copy.append("--all") }
-        if docker { copy += ["--format", "v2s2"] }
+        if docker { copy += ["--format", "v2s2"] }   // skopeo converts the OCI layout to Docker media types
         copy += ["oci:\(layout):\(tag)", "docker://\(host)/\(name):\(tag)"]
         let pushed = try runCommand(copy, timeout: 300)
         guard pushed.status == 0 else { throw NSError(domain: "push", code: 1, userInfo: [NSLocalizedDescriptionKey: pushed.stderr]) }
