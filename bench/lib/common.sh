@@ -62,3 +62,56 @@ NGX
     track $!
     wait_http "http://127.0.0.1:$port/"  || true
 }
+
+start_registry() { # DIR PORT: a docker-registry upstream with storage under DIR
+    local dir=$1 port=$2
+    mkdir -p "$dir"
+    cat > "$dir/config.yml" <<YML
+version: 0.1
+log: {level: warn, accesslog: {disabled: false}}
+storage: {filesystem: {rootdirectory: $dir/storage}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$port}
+health: {storagedriver: {enabled: false}}
+YML
+    docker-registry serve "$dir/config.yml" > "$dir/registry.log" 2>&1 &
+    track $!
+    wait_http "http://127.0.0.1:$port/v2/"
+}
+
+# Pushes a generated image; prints the digest of its largest layer.
+push_image() { # REGISTRY_HOST NAME:TAG LAYER_BYTES LAYERS WORKDIR
+    local host=$1 ref=$2 size=$3 layers=$4 work=$5
+    local layout="$work/layout-$RANDOM"
+    python3 Tests/bench/make_oci_image.py "$layout" --tag "${ref##*:}" --layers "$layers" --layer-size "$size" --seed "$ref" >/dev/null
+    skopeo copy --quiet --dest-tls-verify=false "oci:$layout:${ref##*:}" "docker://$host/$ref" >&2
+    python3 - "$layout" <<'PY'
+import json, os, sys
+lay = sys.argv[1]
+idx = json.load(open(os.path.join(lay, "index.json")))
+d = idx["manifests"][0]["digest"].split(":")[1]
+m = json.load(open(os.path.join(lay, "blobs", "sha256", d)))
+print(max(m["layers"], key=lambda l: l["size"])["digest"])
+PY
+    rm -rf "$layout"
+}
+
+start_anchorage() { # PORT CACHE_DIR UPSTREAM_URL LOG: prints the PID
+    local port=$1 cache=$2 up=$3 log=$4
+    cat > "$cache.conf" <<CONF
+[server]
+listen = 127.0.0.1:$port
+access_log = false
+[cache]
+path = $cache
+max_size = 40GiB
+[registry "upstream.bench"]
+url = $up
+CONF
+    .build/release/anchorage serve --config "$cache.conf" > "$log" 2>&1 &
+    local pid=$!
+    track $pid
+    wait_http "http://127.0.0.1:$port/healthz"
+    echo $pid
+}
+
+peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
