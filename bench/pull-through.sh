@@ -53,8 +53,12 @@ rm -rf "$BENCH_TMP/cache"
 pid=$(start_anchorage "$AP" "$BENCH_TMP/cache" "http://127.0.0.1:$UP" "$BENCH_TMP/anchorage.log")
 rss_before=$(peak_rss_kib "$pid")
 t0=$(date +%s.%N)
-for i in $(seq 1 50); do curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$AP/$BLOB" > "$BENCH_TMP/c50.$i" & done
-wait $(jobs -p | grep -v "^$pid$") 2>/dev/null || true
+clients=()
+for i in $(seq 1 50); do
+    curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$AP/$BLOB" > "$BENCH_TMP/c50.$i" &
+    clients+=($!)
+done
+wait "${clients[@]}" || true
 t1=$(date +%s.%N)
 ok=$(cat "$BENCH_TMP"/c50.* | grep -c '^200$' || true)
 rss_peak=$(peak_rss_kib "$pid")

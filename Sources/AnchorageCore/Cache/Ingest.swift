@@ -38,6 +38,15 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     private var upstreamHeaders = HTTPHeaders()
     private var reserved: Int64 = 0         // fetch thread only
     private var cacheable = true            // fetch thread only
+    // Chunks from libcurl are small (16 KiB); they are gathered here and
+    // written and published in one go, so one pwrite and one wake-up serve
+    // up to 1 MiB. The first flush comes at 128 KiB to keep the first byte early.
+    private let spool = UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096)
+    private var spooled = 0
+    private var flushed: Int64 = 0
+    private var flushAt = 128 * 1024
+    private var chunks = 0
+    static let spoolCapacity = 1 << 20
     private let state = Mutex(State())
     let counters: Counters
 
@@ -55,7 +64,10 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
         hasher = Hasher(digest.algorithm)
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        spool.deallocate()
+    }
 
     // MARK: GrowingSource (any thread)
 
@@ -131,14 +143,32 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     }
 
     func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
-        let (offset, length) = state.withLock { ($0.written, $0.length) }
-        guard offset + Int64(chunk.count) <= length else {
+        let length = state.withLock { $0.length }
+        guard flushed + Int64(spooled) + Int64(chunk.count) <= length else {
             fail(.protocolError("upstream sent more bytes than its Content-Length"))
             return false
         }
+        chunks += 1
+        hasher.update(chunk)
+        var offset = 0
+        while offset < chunk.count {
+            let n = min(chunk.count - offset, Ingest.spoolCapacity - spooled)
+            (spool.baseAddress! + spooled).copyMemory(from: chunk.baseAddress! + offset, byteCount: n)
+            spooled += n
+            offset += n
+            if spooled >= flushAt || spooled == Ingest.spoolCapacity {
+                guard flush() else { return false }
+                flushAt = min(flushAt * 2, Ingest.spoolCapacity)
+            }
+        }
+        return true
+    }
+
+    /// Writes the spool to the temp file and publishes the new length.
+    private func flush() -> Bool {
         var done = 0
-        while done < chunk.count {
-            let n = pwrite(fd, chunk.baseAddress! + done, chunk.count - done, off_t(offset) + off_t(done))
+        while done < spooled {
+            let n = pwrite(fd, spool.baseAddress! + done, spooled - done, off_t(flushed) + off_t(done))
             if n < 0 {
                 if errno == EINTR { continue }
                 let why = String(cString: strerror(errno))
@@ -148,8 +178,9 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             }
             done += n
         }
-        hasher.update(chunk)
-        publish(written: offset + Int64(chunk.count))
+        flushed += Int64(spooled)
+        spooled = 0
+        publish(written: flushed)
         return true
     }
 
@@ -181,7 +212,9 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
                 return
             }
         }
+        guard flush() else { return }
         let (written, length) = state.withLock { ($0.written, $0.length) }
+        Log.debug("ingest complete", ["digest": digest.description, "bytes": "\(written)", "chunks": "\(chunks)"])
         guard written == length else {
             fail(.protocolError("upstream sent \(written) of \(length) bytes"))
             return
