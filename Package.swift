@@ -19,11 +19,17 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // zlib (Debian's zlib1g-dev, a libcurl dependency) for gzip'd index.yaml.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // Linux calls Swift's Glibc module does not export (epoll, eventfd, …).
         .target(name: "CLinux"),
         .target(
             name: "AnchorageCore",
-            dependencies: ["CCurl", "COpenSSL", "CLinux"]
+            dependencies: ["CCurl", "COpenSSL", "CZlib", "CLinux"]
         ),
         .executableTarget(
             name: "anchorage",

@@ -8,6 +8,8 @@ import Synchronization
 ///     <root>/blobs/sha256/ab/abcdef…        blobs, manifests and chart archives, by digest
 ///     <root>/meta/sha256/ab/abcdef…         media type of a cached manifest
 ///     <root>/tags/<upstream>/<name>/_tags/<tag>   tag → digest record
+///     <root>/charts/<repo>/index.upstream   last good upstream index.yaml
+///     <root>/charts/<repo>/prov/<file>.prov provenance files
 ///     <root>/tmp/<pid>-<n>                  ingests in progress (same filesystem: rename commits)
 ///
 /// `_tags` cannot collide with a repository name component, which must start
@@ -37,6 +39,12 @@ public struct CacheLayout: Sendable {
     func tag(upstream: String, name: RepositoryName, tag: Tag) -> String {
         "\(root)/tags/\(upstream)/\(name.value)/_tags/\(tag.value)"
     }
+
+    /// The last good upstream index of a chart repository (kept across restarts).
+    func chartIndex(repository: String) -> String { "\(root)/charts/\(repository)/index.upstream" }
+
+    /// A cached provenance file; `file` is a validated `NAME-VERSION.tgz`.
+    func chartProvenance(repository: String, file: String) -> String { "\(root)/charts/\(repository)/prov/\(file).prov" }
 
     /// A fresh temp path, unique across processes sharing the cache
     /// (the pid lets start-up tell its own leftovers from a live peer's).

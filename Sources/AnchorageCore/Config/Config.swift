@@ -9,12 +9,13 @@ public struct Config: Sendable {
     public var log: LogConfig
     public var upstream: UpstreamConfig
     public var registries: [RegistryConfig]
+    public var charts: [ChartsConfig]
     /// Where it came from, for messages.
     public var source: String
 
     /// Every section the parser knows, in the order they are printed.
     public static let schemas: [SectionSchema] = [
-        ServerConfig.schema, CacheConfig.schema, UpstreamConfig.schema, LogConfig.schema, RegistryConfig.schema,
+        ServerConfig.schema, CacheConfig.schema, UpstreamConfig.schema, LogConfig.schema, RegistryConfig.schema, ChartsConfig.schema,
     ]
 
     /// The upstream used when a config names none: Docker Hub.
@@ -41,6 +42,7 @@ public struct Config: Sendable {
         let sections = try ConfigFileParser.parse(text, file: file)
         var singletons: [String: SectionReader] = [:]
         var registries: [RegistryConfig] = []
+        var charts: [ChartsConfig] = []
         for s in sections {
             guard let schema = schemas.first(where: { $0.kind == s.kind }) else {
                 let known = schemas.map(\.kind).joined(separator: ", ")
@@ -57,6 +59,12 @@ public struct Config: Sendable {
                     throw ConfigError(file: file, line: s.line, "duplicate section [registry \"\(name)\"]")
                 }
                 registries.append(try RegistryConfig(reader, name: name))
+            case "charts":
+                let name = s.name ?? ""
+                if charts.contains(where: { $0.name == name }) {
+                    throw ConfigError(file: file, line: s.line, "duplicate section [charts \"\(name)\"]")
+                }
+                charts.append(try ChartsConfig(reader, name: name))
             default:
                 if let prev = singletons[s.kind] {
                     throw ConfigError(file: file, line: s.line, "duplicate section [\(s.kind)] (first on line \(prev.section.line))")
@@ -84,7 +92,7 @@ public struct Config: Sendable {
                 ? "several [registry] sections and none has 'default = true'"
                 : "more than one [registry] section has 'default = true': \(defaults.map(\.name).joined(separator: ", "))")
         }
-        return Config(server: server, cache: cache, log: log, upstream: upstream, registries: registries, source: file)
+        return Config(server: server, cache: cache, log: log, upstream: upstream, registries: registries, charts: charts, source: file)
     }
 
     public var defaultRegistry: RegistryConfig {
@@ -103,6 +111,7 @@ public struct Config: Sendable {
         section("[upstream]", upstream.render())
         section("[log]", log.render())
         for r in registries { section("[registry \"\(r.name)\"]", r.render()) }
+        for c in charts { section("[charts \"\(c.name)\"]", c.render()) }
         return out
     }
 }

@@ -22,7 +22,7 @@ public enum Daemon {
 
         let mirror = Mirror(config: config)
         mirror.prepare()
-        let server = HTTPServer(options: options, handler: MirrorRouter(registry: mirror.registry))
+        let server = HTTPServer(options: options, handler: MirrorRouter(registry: mirror.registry, charts: mirror.charts))
         do {
             try server.start()
         } catch {

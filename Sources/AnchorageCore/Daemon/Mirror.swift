@@ -8,6 +8,7 @@ final class Mirror: Sendable {
     let counters = Counters()
     let upstreams: [String: RegistryUpstream]
     let registry: RegistryHandler
+    let charts: ChartHandler
 
     init(config: Config) {
         self.config = config
@@ -26,9 +27,17 @@ final class Mirror: Sendable {
                                         defaultTTLMillis: config.cache.manifestTTL.milliseconds,
                                         negativeTTLMillis: config.cache.negativeTTL.milliseconds)
         let defaultUpstream = ups[config.defaultRegistry.name] ?? RegistryUpstream(config: config.defaultRegistry, upstream: config.upstream, client: client)
+        let blobs = BlobService(store: store, pool: pool, counters: counters)
         registry = RegistryHandler(router: RegistryRouter(upstreams: ups, defaultUpstream: defaultUpstream),
-                                   blobs: BlobService(store: store, pool: pool, counters: counters),
-                                   manifests: manifests, pool: pool)
+                                   blobs: blobs, manifests: manifests, pool: pool)
+        var chartOptions = TransferOptions()
+        chartOptions.connectTimeoutMillis = Int(config.upstream.connectTimeout.milliseconds)
+        chartOptions.stallTimeoutSeconds = max(1, Int(config.upstream.stallTimeout.milliseconds / 1000))
+        var repos: [String: ChartRepository] = [:]
+        for c in config.charts {
+            repos[c.name] = ChartRepository(config: c, client: client, options: chartOptions, layout: layout, pool: pool)
+        }
+        charts = ChartHandler(repositories: repos, blobs: blobs, store: store, registries: ups, pool: pool, counters: counters)
     }
 
     /// Start-up housekeeping that must not delay serving.

@@ -2,11 +2,15 @@
 /// Each module answers only what is its own; this file holds no protocol logic.
 struct MirrorRouter: HTTPHandler {
     let registry: RegistryHandler
+    let charts: ChartHandler
 
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
         let path = request.path
         if path == "/v2" || path.hasPrefix("/v2/") {
             return registry.handle(request, responder)
+        }
+        if path.hasPrefix("/charts/") {
+            return charts.handle(request, responder)
         }
         switch path {
         case "/healthz":

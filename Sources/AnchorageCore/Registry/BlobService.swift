@@ -42,28 +42,43 @@ final class BlobService: Sendable {
         guard upstream.breaker.allow() || inFlightHas(d) else {
             return responder.respond(RegistryError.upstream(.circuitOpen, unknown: .blobUnknown, upstream: upstream.name).response)
         }
-        switch inFlight.join(d, store: store, create: { Ingest(digest: d, store: store, upstreamName: upstream.name, counters: counters) }) {
+        let path = "\(name.value)/blobs/\(d)"
+        serveOrFetch(d, source: upstream.name, headers: BlobService.headers(d), responder,
+                     error: { RegistryError.upstream($0, unknown: .blobUnknown, upstream: upstream.name).response },
+                     fetch: { ingest in upstream.request("GET", path: path, repository: name, accept: nil, sink: ingest) })
+    }
+
+    /// The shared miss path for anything content-addressed (image layers,
+    /// chart archives): a hit is served from the store; otherwise exactly one
+    /// `fetch` runs on a thread of its own while every asking client follows
+    /// the growing, verified-before-the-tail ingest.
+    func serveOrFetch(_ d: Digest, source: String, headers: HTTPHeaders, _ responder: HTTPResponder,
+                      error: @escaping @Sendable (UpstreamError) -> HTTPResponse,
+                      fetch: @escaping @Sendable (Ingest) -> Result<ResponseHead, UpstreamError>) {
+        switch inFlight.join(d, store: store, create: { Ingest(digest: d, store: store, upstreamName: source, counters: counters) }) {
         case .hit:
-            if !serveCached(d, responder) {
-                responder.respond(RegistryError(.blobUnknown, .notFound, "blob evicted while being requested; retry").response)
+            guard let f = store.open(d) else {
+                return responder.respond(.text(.notFound, "evicted while being requested; retry"))
             }
+            var h = headers
+            h.add("X-Anchorage-Cache", "HIT")
+            responder.respond(HTTPResponse(status: .ok, headers: h, body: .file(f, offset: 0, length: f.size), cacheStatus: "hit"))
         case .failed:
-            responder.respond(RegistryError(.unavailable, .serviceUnavailable, "cache cannot store new blobs (see the mirror's log)").response)
+            responder.respond(error(.protocolError("cache cannot store new blobs (see the mirror's log)")))
         case .follow(let ingest):
             counters.coalescedFollowers.add(1, ordering: .relaxed)
-            respondWhenHeadKnown(ingest, upstream, responder, cache: "coalesced")
+            respondWhenHeadKnown(ingest, headers, responder, cache: "coalesced", error: error)
         case .lead(let ingest):
             counters.upstreamBlobFetches.add(1, ordering: .relaxed)
-            let path = "\(name.value)/blobs/\(d)"
             detachThread(name: "anchorage-fetch") { [inFlight] in
-                let result = upstream.request("GET", path: path, repository: name, accept: nil, sink: ingest)
+                let result = fetch(ingest)
                 ingest.finish(result)
                 inFlight.remove(d)
                 if case .failure(let e) = result {
-                    Log.warn("blob fetch failed", ["upstream": upstream.name, "digest": d.description, "error": e.description, "class": e.kind])
+                    Log.warn("fetch failed", ["source": source, "digest": d.description, "error": e.description, "class": e.kind])
                 }
             }
-            respondWhenHeadKnown(ingest, upstream, responder, cache: "miss")
+            respondWhenHeadKnown(ingest, headers, responder, cache: "miss", error: error)
         }
     }
 
@@ -72,15 +87,16 @@ final class BlobService: Sendable {
         return false
     }
 
-    private func respondWhenHeadKnown(_ ingest: Ingest, _ upstream: RegistryUpstream, _ responder: HTTPResponder, cache: String) {
+    private func respondWhenHeadKnown(_ ingest: Ingest, _ headers: HTTPHeaders, _ responder: HTTPResponder, cache: String,
+                                      error: @escaping @Sendable (UpstreamError) -> HTTPResponse) {
         ingest.whenHeadKnown { result in
             switch result {
             case .success(let length):
-                var h = BlobService.headers(ingest.digest)
+                var h = headers
                 h.add("X-Anchorage-Cache", cache.uppercased())
                 responder.respond(HTTPResponse(status: .ok, headers: h, body: .growing(ingest, offset: 0, length: length), cacheStatus: cache))
             case .failure(let e):
-                responder.respond(RegistryError.upstream(e, unknown: .blobUnknown, upstream: upstream.name).response)
+                responder.respond(error(e))
             }
         }
     }

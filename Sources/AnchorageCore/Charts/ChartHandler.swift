@@ -1,0 +1,166 @@
+import Foundation
+
+/// The chart protocol: `/charts/NAME/index.yaml`, `/charts/NAME/FILE.tgz`
+/// and `/charts/NAME/FILE.tgz.prov` for each `[charts "NAME"]` repository.
+final class ChartHandler: Sendable {
+    let repositories: [String: ChartRepository]
+    let blobs: BlobService
+    let store: BlobStore
+    let registries: [String: RegistryUpstream]
+    let pool: WorkerPool
+    let counters: Counters
+
+    init(repositories: [String: ChartRepository], blobs: BlobService, store: BlobStore, registries: [String: RegistryUpstream], pool: WorkerPool, counters: Counters) {
+        self.repositories = repositories
+        self.blobs = blobs
+        self.store = store
+        self.registries = registries
+        self.pool = pool
+        self.counters = counters
+    }
+
+    private static func error(_ status: HTTPStatus, _ message: String) -> HTTPResponse {
+        var r = HTTPResponse.text(status, message)
+        r.cacheStatus = "ERROR"
+        return r
+    }
+
+    func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        guard request.method.isRead else {
+            var r = ChartHandler.error(.methodNotAllowed, "read-only chart mirror")
+            r.headers.add("Allow", "GET, HEAD")
+            return responder.respond(r)
+        }
+        // /charts/NAME/FILE — no deeper paths, nothing unvalidated.
+        let parts = request.path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0].isEmpty, parts[1] == "charts", let repo = repositories[String(parts[2])] else {
+            return responder.respond(ChartHandler.error(.notFound, "unknown chart repository (configured: \(repositories.keys.sorted().joined(separator: ", ")))"))
+        }
+        let file = String(parts[3])
+        if file == "index.yaml" {
+            return serveIndex(repo, request, responder)
+        }
+        if file.hasSuffix(".tgz.prov") {
+            let chart = String(file.dropLast(5))
+            guard ChartIndex.isSafeComponent(chart) else { return responder.respond(ChartHandler.error(.badRequest, "invalid file name")) }
+            return repo.withIndex { [self] snap, err in serveProvenance(repo, chart, snap, err, responder) }
+        }
+        guard file.hasSuffix(".tgz"), ChartIndex.isSafeComponent(file) else {
+            return responder.respond(ChartHandler.error(.notFound, "not found"))
+        }
+        repo.withIndex { [self] snap, err in serveArchive(repo, file, snap, err, responder) }
+    }
+
+    private func serveIndex(_ repo: ChartRepository, _ request: HTTPRequest, _ responder: HTTPResponder) {
+        let gzipOK = Gzip.accepted(request.headers["Accept-Encoding"])
+        repo.withIndex { snap, err in
+            guard let snap else {
+                return responder.respond(ChartHandler.error(.badGateway, "chart repository \(repo.name): \(err ?? "unavailable")"))
+            }
+            var h = HTTPHeaders()
+            h.add("Content-Type", snap.contentType)
+            h.add("Vary", "Accept-Encoding")
+            h.add("Cache-Control", "no-cache")
+            if gzipOK, let gz = snap.gzip {
+                h.add("Content-Encoding", "gzip")
+                h.add("ETag", String(snap.etag.dropLast()) + "-gz\"")
+                responder.respond(HTTPResponse(status: .ok, headers: h, body: .bytes(gz), cacheStatus: "hit"))
+            } else {
+                h.add("ETag", snap.etag)
+                responder.respond(HTTPResponse(status: .ok, headers: h, body: .bytes(snap.body), cacheStatus: "hit"))
+            }
+        }
+    }
+
+    static func archiveHeaders(_ d: Digest?) -> HTTPHeaders {
+        var h = HTTPHeaders()
+        // Never Content-Encoding: the .tgz is the representation itself.
+        h.add("Content-Type", "application/gzip")
+        if let d {
+            h.add("ETag", d.etag)
+            h.add("Cache-Control", "max-age=31536000, immutable")
+        }
+        return h
+    }
+
+    private func serveArchive(_ repo: ChartRepository, _ file: String, _ snap: ChartRepository.Snapshot?, _ err: String?, _ responder: HTTPResponder) {
+        guard let snap else { return responder.respond(ChartHandler.error(.badGateway, "chart repository \(repo.name): \(err ?? "unavailable")")) }
+        guard let entry = snap.files[file] else { return responder.respond(ChartHandler.error(.notFound, "\(file) is not in the index of \(repo.name)")) }
+        let mismatch: @Sendable (UpstreamError) -> HTTPResponse = { e in
+            switch e {
+            case .notFound: ChartHandler.error(.notFound, "\(file): not found upstream")
+            case .digestMismatch: ChartHandler.error(.badGateway, "\(file): upstream archive does not match the index digest")
+            default: ChartHandler.error(e.isOutage ? .serviceUnavailable : .badGateway, "\(file): \(e)")
+            }
+        }
+        if let d = entry.digest {
+            if entry.url.hasPrefix("oci://") {
+                return serveOCIChart(entry.url, d, repo, responder, error: mismatch)
+            }
+            let headers = repo.headers(for: entry.url)
+            blobs.serveOrFetch(d, source: "charts/\(repo.name)", headers: ChartHandler.archiveHeaders(d), responder, error: mismatch) { ingest in
+                repo.client.perform(method: "GET", url: entry.url, headers: headers, options: repo.options, sink: ingest)
+            }
+            return
+        }
+        // No digest in the index: nothing to check against. Fetched whole,
+        // cached under its computed digest, with a warning.
+        if let d = repo.computedDigests.withLock({ $0[file] }), let f = store.open(d) {
+            return responder.respond(HTTPResponse(status: .ok, headers: ChartHandler.archiveHeaders(d), body: .file(f, offset: 0, length: f.size), cacheStatus: "hit"))
+        }
+        pool.submit { [store] in
+            let sink = CollectingSink(limit: 512 << 20)
+            switch repo.client.perform(method: "GET", url: entry.url, headers: repo.headers(for: entry.url), options: repo.options, sink: sink) {
+            case .failure(let e):
+                responder.respond(mismatch(e))
+            case .success(let head):
+                guard head.status == 200, !sink.overflowed else {
+                    return responder.respond(mismatch(UpstreamError.from(status: head.status, headers: head.headers)))
+                }
+                let d = Hasher.digest(sink.body)
+                Log.warn("chart without digest in the index: passed through unverified", ["repository": repo.name, "file": file, "computed": d.description])
+                if store.put(sink.body, digest: d) { repo.computedDigests.withLock { $0[file] = d } }
+                responder.respond(HTTPResponse(status: .ok, headers: ChartHandler.archiveHeaders(d), body: .bytes(sink.body), cacheStatus: "miss"))
+            }
+        }
+    }
+
+    /// `oci://HOST/REPO/CHART:VERSION`: the chart layer of that manifest,
+    /// through the registry side (HOST must be a configured [registry]).
+    private func serveOCIChart(_ url: String, _ d: Digest, _ repo: ChartRepository, _ responder: HTTPResponder, error: @escaping @Sendable (UpstreamError) -> HTTPResponse) {
+        let rest = url.dropFirst("oci://".count)
+        guard let slash = rest.firstIndex(of: "/"), let upstream = registries[String(rest[..<slash])] else {
+            return responder.respond(ChartHandler.error(.badGateway, "\(url): no [registry] section for its host"))
+        }
+        let path = rest[rest.index(after: slash)...]
+        let nameText = path.split(separator: ":", maxSplits: 1).first ?? path
+        guard let name = RepositoryName(nameText) else { return responder.respond(ChartHandler.error(.badGateway, "\(url): invalid repository")) }
+        blobs.serveOrFetch(d, source: "charts/\(repo.name)", headers: ChartHandler.archiveHeaders(d), responder, error: error) { ingest in
+            // The chart archive is the layer whose digest the index names.
+            upstream.request("GET", path: "\(name.value)/blobs/\(d)", repository: name, accept: nil, sink: ingest)
+        }
+    }
+
+    private func serveProvenance(_ repo: ChartRepository, _ chart: String, _ snap: ChartRepository.Snapshot?, _ err: String?, _ responder: HTTPResponder) {
+        guard let snap, let entry = snap.files[chart], !entry.url.hasPrefix("oci://") else {
+            return responder.respond(ChartHandler.error(.notFound, "\(chart).prov: not in the index"))
+        }
+        let path = store.layout.chartProvenance(repository: repo.name, file: chart)
+        if let f = OpenFile.openForReading(path) {
+            return responder.respond(HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/pgp-signature")]), body: .file(f, offset: 0, length: f.size), cacheStatus: "hit"))
+        }
+        pool.submit {
+            let url = entry.url + ".prov"
+            let sink = CollectingSink(limit: 1 << 20)
+            switch repo.client.perform(method: "GET", url: url, headers: repo.headers(for: url), options: repo.options, sink: sink) {
+            case .success(let head) where head.status == 200 && !sink.overflowed:
+                _ = writeFileAtomically(path, sink.body)
+                responder.respond(HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/pgp-signature")]), body: .bytes(sink.body), cacheStatus: "miss"))
+            case .success(let head):
+                responder.respond(ChartHandler.error(head.status == 404 ? .notFound : .badGateway, "\(chart).prov: upstream answered \(head.status)"))
+            case .failure(let e):
+                responder.respond(ChartHandler.error(.serviceUnavailable, "\(chart).prov: \(e)"))
+            }
+        }
+    }
+}
