@@ -13,6 +13,7 @@ import Synchronization
 /// Eviction unlinks: a response that already opened a file keeps reading it
 /// (Linux keeps the inode). In-flight ingests are not entries yet and reserve
 /// their expected size instead, so `max_size` holds while they run.
+/// Digests in the pin sets (`PinSet`, written by sync) are never evicted.
 public final class CacheIndex: Sendable {
     struct Entry {
         var size: Int64
@@ -25,6 +26,8 @@ public final class CacheIndex: Sendable {
         var total: Int64 = 0
         var reserved: Int64 = 0
         var scanned = false
+        var pinned = Set<Digest>()
+        var pinSignature: Int64 = -1
     }
 
     public let maxSize: Int64
@@ -50,9 +53,21 @@ public final class CacheIndex: Sendable {
     }
 
     /// Marks a hit. Persists the time as mtime when the stored one is over a minute old.
+    /// A file this process has not counted yet (committed by another process
+    /// sharing the cache, e.g. `anchorage sync`) is adopted here.
     func touch(_ d: Digest, path: String) {
         let now = CacheIndex.nowMillis()
+        var size: Int64 = -1
+        if state.withLock({ $0.scanned && $0.entries[d] == nil }) {
+            var st = stat()
+            if stat(path, &st) == 0 { size = Int64(st.st_size) }
+        }
         let persist = state.withLock { s -> Bool in
+            if size >= 0, s.entries[d] == nil {
+                s.entries[d] = Entry(size: size, lastUse: now, persistedUse: now)
+                s.total += size
+                return false
+            }
             guard var e = s.entries[d] else { return false }
             e.lastUse = now
             let stale = now - e.persistedUse > 60_000
@@ -105,8 +120,25 @@ public final class CacheIndex: Sendable {
 
     /// Evicts down to `target` bytes now (or, with nil, to the low-water mark
     /// when over budget). Returns the bytes removed.
+    /// Re-reads the pin sets when `pins/` changed (a sync, here or in another process).
+    func refreshPins() {
+        let sig = PinSet.signature(layout)
+        guard state.withLock({ $0.pinSignature != sig }) else { return }
+        let pins = PinSet.load(layout)
+        state.withLock { s in
+            s.pinned = pins
+            s.pinSignature = sig
+        }
+    }
+
+    public var pinnedBytes: Int64 {
+        refreshPins()
+        return state.withLock { s in s.pinned.reduce(0) { $0 + (s.entries[$1]?.size ?? 0) } }
+    }
+
     @discardableResult
     public func evict(downTo target: Int64?) -> Int64 {
+        refreshPins()
         let victims = state.withLock { s -> [(Digest, Int64)] in
             guard s.scanned else { return [] }
             let goal: Int64
@@ -119,7 +151,8 @@ public final class CacheIndex: Sendable {
             guard s.total + s.reserved > goal else { return [] }
             var out: [(Digest, Int64)] = []
             var total = s.total + s.reserved
-            for (d, e) in s.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) {
+            // Pinned entries count in the total but are never chosen.
+            for (d, e) in s.entries.filter({ !s.pinned.contains($0.key) }).sorted(by: { $0.value.lastUse < $1.value.lastUse }) {
                 if total <= goal { break }
                 out.append((d, e.size))
                 total -= e.size

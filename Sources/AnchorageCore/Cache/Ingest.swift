@@ -24,6 +24,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
         var written: Int64 = 0
         var headWaiters: [@Sendable (Result<Int64, UpstreamError>) -> Void] = []
         var dataWaiters: [(offset: Int64, wake: @Sendable () -> Void)] = []
+        var doneWaiters: [@Sendable (UpstreamError?) -> Void] = []
     }
 
     static let tailHold: Int64 = 64 * 1024
@@ -106,6 +107,20 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
                 return nil
             case .failed(let e): return .failure(e)
             case .streaming, .verified: return .success(s.length)
+            }
+        }
+        if let now { cb(now) }
+    }
+
+    /// Calls back once the ingest is verified (nil) or failed (the error).
+    func whenFinished(_ cb: @escaping @Sendable (UpstreamError?) -> Void) {
+        let now: UpstreamError?? = state.withLock { s in
+            switch s.phase {
+            case .verified: return .some(nil)
+            case .failed(let e): return .some(e)
+            default:
+                s.doneWaiters.append(cb)
+                return nil
             }
         }
         if let now { cb(now) }
@@ -236,26 +251,32 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             unlink(tempPath)
             Log.warn("blob larger than the cache: served without caching", ["digest": digest.description, "bytes": "\(written)"])
         }
-        let wake = state.withLock { s -> [@Sendable () -> Void] in
+        let (wake, done) = state.withLock { s -> ([@Sendable () -> Void], [@Sendable (UpstreamError?) -> Void]) in
             s.phase = .verified
-            defer { s.dataWaiters = [] }
-            return s.dataWaiters.map(\.wake)
+            defer {
+                s.dataWaiters = []
+                s.doneWaiters = []
+            }
+            return (s.dataWaiters.map(\.wake), s.doneWaiters)
         }
         for w in wake { w() }
+        for d in done { d(nil) }
     }
 
     func fail(_ e: UpstreamError) {
-        let (heads, datas) = state.withLock { s -> ([@Sendable (Result<Int64, UpstreamError>) -> Void], [@Sendable () -> Void]) in
-            if case .failed = s.phase { return ([], []) }
+        let (heads, datas, dones) = state.withLock { s -> ([@Sendable (Result<Int64, UpstreamError>) -> Void], [@Sendable () -> Void], [@Sendable (UpstreamError?) -> Void]) in
+            if case .failed = s.phase { return ([], [], []) }
             s.phase = .failed(e)
             defer {
                 s.headWaiters = []
                 s.dataWaiters = []
+                s.doneWaiters = []
             }
-            return (s.headWaiters, s.dataWaiters.map(\.wake))
+            return (s.headWaiters, s.dataWaiters.map(\.wake), s.doneWaiters)
         }
         unlink(tempPath)
         for h in heads { h(.failure(e)) }
         for d in datas { d() }
+        for d in dones { d(e) }
     }
 }

@@ -21,6 +21,8 @@ final class ChartRepository: Sendable {
         let fetchedAt: UInt64
         let files: [String: ChartFile]
         let entryCount: Int
+        /// chart → versions, for sync rules.
+        let versions: [String: [String]]
     }
 
     struct ChartFile: Sendable {
@@ -97,6 +99,18 @@ final class ChartRepository: Sendable {
         if let current { cb(current, nil) }
     }
 
+    /// The index for a synchronous caller (sync), waiting for it if needed.
+    func currentIndex() -> (Snapshot?, String?) {
+        let box = Mutex<(Snapshot?, String?)>((nil, "no answer"))
+        let done = DispatchSemaphore(value: 0)
+        withIndex { snap, err in
+            box.withLock { $0 = (snap, err) }
+            done.signal()
+        }
+        done.wait()
+        return box.withLock { $0 }
+    }
+
     /// One upstream fetch of index.yaml; never replaces a good index with a bad one.
     private func refresh() {
         let url = "\(config.url)/index.yaml"
@@ -131,7 +145,7 @@ final class ChartRepository: Sendable {
                 // Keep serving the old index; try again in 10 s, not on every request.
                 let retry = monotonicMillis() &- UInt64(config.indexTTL.milliseconds) &+ 10_000
                 s.snapshot = Snapshot(body: old.body, gzip: old.gzip, etag: old.etag, contentType: old.contentType,
-                                      fetchedAt: min(retry, monotonicMillis()), files: old.files, entryCount: old.entryCount)
+                                      fetchedAt: min(retry, monotonicMillis()), files: old.files, entryCount: old.entryCount, versions: old.versions)
             }
             defer { s.waiters = [] }
             return (s.waiters, s.snapshot)
@@ -150,15 +164,17 @@ final class ChartRepository: Sendable {
         for s in index.skipped.prefix(5) { Log.warn("chart index entry skipped", ["repository": config.name, "why": s]) }
         let (rewritten, kept) = IndexRewriter.rewrite(index, keepVersions: config.keepVersions)
         var files: [String: ChartFile] = [:]
+        var versions: [String: [String]] = [:]
         for e in kept where files[e.fileName] == nil {
             guard let url = e.urls.first.flatMap({ resolve($0) }) else { continue }
             files[e.fileName] = ChartFile(url: url, digest: e.digest)
+            versions[e.name, default: []].append(e.version)
         }
         let body = Array(rewritten.utf8)
         let etag = "\"" + Hasher.digest(body).hex.prefix(32) + "\""
         return Snapshot(body: body, gzip: Gzip.compress(body), etag: etag,
                         contentType: index.format == .json ? "application/json" : "application/x-yaml",
-                        fetchedAt: fetchedAt, files: files, entryCount: kept.count)
+                        fetchedAt: fetchedAt, files: files, entryCount: kept.count, versions: versions)
     }
 
     /// An index URL made absolute against the repository URL.

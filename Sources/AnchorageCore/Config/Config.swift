@@ -10,12 +10,13 @@ public struct Config: Sendable {
     public var upstream: UpstreamConfig
     public var registries: [RegistryConfig]
     public var charts: [ChartsConfig]
+    public var sync: SyncConfig
     /// Where it came from, for messages.
     public var source: String
 
     /// Every section the parser knows, in the order they are printed.
     public static let schemas: [SectionSchema] = [
-        ServerConfig.schema, CacheConfig.schema, UpstreamConfig.schema, LogConfig.schema, RegistryConfig.schema, ChartsConfig.schema,
+        ServerConfig.schema, CacheConfig.schema, UpstreamConfig.schema, LogConfig.schema, RegistryConfig.schema, ChartsConfig.schema, SyncConfig.schema,
     ]
 
     /// The upstream used when a config names none: Docker Hub.
@@ -92,7 +93,13 @@ public struct Config: Sendable {
                 ? "several [registry] sections and none has 'default = true'"
                 : "more than one [registry] section has 'default = true': \(defaults.map(\.name).joined(separator: ", "))")
         }
-        return Config(server: server, cache: cache, log: log, upstream: upstream, registries: registries, charts: charts, source: file)
+        // [sync] rules name registries and chart repositories: read it last.
+        var sync = SyncConfig.empty
+        if let r = singletons["sync"] {
+            sync = try SyncConfig(r, registries: registries, charts: charts, defaultRegistry: registries.first(where: \.isDefault)?.name ?? registries[0].name)
+        }
+        return Config(server: server, cache: cache, log: log, upstream: upstream, registries: registries, charts: charts,
+                      sync: sync, source: file)
     }
 
     public var defaultRegistry: RegistryConfig {
@@ -112,6 +119,8 @@ public struct Config: Sendable {
         section("[log]", log.render())
         for r in registries { section("[registry \"\(r.name)\"]", r.render()) }
         for c in charts { section("[charts \"\(c.name)\"]", c.render()) }
+        let syncLines = sync.render()
+        if !sync.rules.isEmpty || sync.schedule != nil { section("[sync]", syncLines) }
         return out
     }
 }

@@ -22,6 +22,9 @@ public enum Daemon {
 
         let mirror = Mirror(config: config)
         mirror.prepare()
+        if let schedule = config.sync.schedule, !config.sync.rules.isEmpty {
+            SyncScheduler(mirror: mirror, schedule: schedule).start()
+        }
         let server = HTTPServer(options: options, handler: MirrorRouter(registry: mirror.registry, charts: mirror.charts))
         do {
             try server.start()

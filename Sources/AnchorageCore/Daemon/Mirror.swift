@@ -9,6 +9,8 @@ final class Mirror: Sendable {
     let upstreams: [String: RegistryUpstream]
     let registry: RegistryHandler
     let charts: ChartHandler
+    let blobs: BlobService
+    let tagIndex: TagIndex
 
     init(config: Config) {
         self.config = config
@@ -23,11 +25,13 @@ final class Mirror: Sendable {
         upstreams = ups
         let pool = WorkerPool(threads: config.upstream.fetchWorkers, name: "anchorage-worker")
         let tags = TagIndex(layout: layout)
+        tagIndex = tags
         let manifests = ManifestService(store: store, tags: tags, counters: counters,
                                         defaultTTLMillis: config.cache.manifestTTL.milliseconds,
                                         negativeTTLMillis: config.cache.negativeTTL.milliseconds)
         let defaultUpstream = ups[config.defaultRegistry.name] ?? RegistryUpstream(config: config.defaultRegistry, upstream: config.upstream, client: client)
         let blobs = BlobService(store: store, pool: pool, counters: counters)
+        self.blobs = blobs
         registry = RegistryHandler(router: RegistryRouter(upstreams: ups, defaultUpstream: defaultUpstream),
                                    blobs: blobs, manifests: manifests, pool: pool)
         var chartOptions = TransferOptions()

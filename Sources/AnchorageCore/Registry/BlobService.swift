@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// `GET|HEAD /v2/<name>/blobs/<digest>`: from the store, or fetched once from
 /// the upstream while every asking client follows the growing temp file.
@@ -80,6 +81,39 @@ final class BlobService: Sendable {
             }
             respondWhenHeadKnown(ingest, headers, responder, cache: "miss", error: error)
         }
+    }
+
+    /// Synchronous form for sync: makes `d` local (one fetch shared with any
+    /// concurrent client), returning the bytes this call transferred.
+    func fetchNow(_ d: Digest, source: String, fetch: @escaping @Sendable (Ingest) -> Result<ResponseHead, UpstreamError>) -> Result<Int64, UpstreamError> {
+        if store.contains(d) { return .success(0) }
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<UpstreamError?>(nil)
+        var transferred: Int64 = 0
+        switch inFlight.join(d, store: store, create: { Ingest(digest: d, store: store, upstreamName: source, counters: counters) }) {
+        case .hit:
+            return .success(0)
+        case .failed:
+            return .failure(.protocolError("cache cannot store new blobs"))
+        case .follow(let ingest):
+            ingest.whenFinished { e in
+                outcome.withLock { $0 = e }
+                done.signal()
+            }
+        case .lead(let ingest):
+            counters.upstreamBlobFetches.add(1, ordering: .relaxed)
+            let result = fetch(ingest)
+            ingest.finish(result)
+            inFlight.remove(d)
+            ingest.whenFinished { e in
+                outcome.withLock { $0 = e }
+                done.signal()
+            }
+            transferred = ingest.length
+        }
+        done.wait()
+        if let e = outcome.withLock({ $0 }) { return .failure(e) }
+        return .success(transferred)
     }
 
     private func inFlightHas(_ d: Digest) -> Bool {
