@@ -148,6 +148,31 @@ final class ChartMirrorTests: XCTestCase {
         XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "-H", "If-None-Match: \(etag)", url]).stdout, "304")
     }
 
+    func testProvenanceAndChartsWithoutDigest() throws {
+        let s = try setUpRepoA()
+        try "-----BEGIN PGP SIGNED MESSAGE-----\nfake provenance for the test\n".write(toFile: "\(s.repoA)/alpha-0.1.0.tgz.prov", atomically: true, encoding: .utf8)
+        // Drop the digest line of the alpha 0.2.0 entry from the upstream index.
+        var index = try String(contentsOfFile: "\(s.repoA)/index.yaml", encoding: .utf8)
+        index = index.components(separatedBy: "\n  - ")
+            .map { $0.contains("alpha-0.2.0.tgz") ? $0.split(separator: "\n").filter { !$0.contains("digest:") }.joined(separator: "\n") : $0 }
+            .joined(separator: "\n  - ")
+        try index.write(toFile: "\(s.repoA)/index.yaml", atomically: true, encoding: .utf8)
+        let m = try AnchorageServer(self, config: "[charts \"a\"]\nurl = \(s.serverA.url)\n")
+
+        let prov = try curl(["\(m.base)/charts/a/alpha-0.1.0.tgz.prov"]).stdout
+        XCTAssertTrue(prov.contains("fake provenance"), prov)
+        let nd = m.dir.file("nd.tgz")
+        XCTAssertEqual(try curl(["-o", nd, "-w", "%{http_code}", "\(m.base)/charts/a/alpha-0.2.0.tgz"]).stdout, "200")
+        XCTAssertEqual(FileManager.default.contents(atPath: nd), FileManager.default.contents(atPath: s.alpha2))
+        XCTAssertTrue(m.log.contains("chart without digest in the index"), m.log)
+        // Both now come from the cache.
+        s.serverA.proc.stop()
+        XCTAssertTrue(try curl(["\(m.base)/charts/a/alpha-0.1.0.tgz.prov"]).stdout.contains("fake provenance"))
+        XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/charts/a/alpha-0.2.0.tgz"]).stdout, "200")
+        // A .tgz response never claims a content encoding.
+        XCTAssertFalse(try curl(["-D", "-", "-o", "/dev/null", "-H", "Accept-Encoding: gzip", "\(m.base)/charts/a/alpha-0.2.0.tgz"]).stdout.contains("Content-Encoding"))
+    }
+
     func testOCIChartThroughTheRegistrySide() throws {
         let helm = try Helm(self)
         let work = TempDir(self, "oci")
@@ -162,5 +187,25 @@ final class ChartMirrorTests: XCTestCase {
         XCTAssertEqual(pull.status, 0, pull.stderr)
         XCTAssertEqual(FileManager.default.contents(atPath: "\(out)/gamma-0.3.0.tgz"), FileManager.default.contents(atPath: chart))
         XCTAssertTrue(m.accessLines("/v2/charts/gamma/").contains { $0.contains("/blobs/") && $0.contains("status=200") }, m.log)
+
+        // A classic index whose entry points at oci://: served as the .tgz through the registry side.
+        let digest = "sha256:" + (try runCommand(["sha256sum", chart]).stdout.prefix(64))
+        let idx = work.file("idx")
+        try FileManager.default.createDirectory(atPath: idx, withIntermediateDirectories: true)
+        try """
+        apiVersion: v1
+        entries:
+          gamma:
+          - name: gamma
+            version: 0.3.0
+            digest: \(digest)
+            urls:
+            - oci://up.test/charts/gamma:0.3.0
+        """.write(toFile: "\(idx)/index.yaml", atomically: true, encoding: .utf8)
+        let ix = try StaticServer(self, directory: idx, log: work.file("idx.log"))
+        let m2 = try AnchorageServer(self, config: "[registry \"up.test\"]\nurl = \(up.url)\n[charts \"o\"]\nurl = \(ix.url)\n")
+        let got = work.file("via-index.tgz")
+        XCTAssertEqual(try curl(["-o", got, "-w", "%{http_code}", "\(m2.base)/charts/o/gamma-0.3.0.tgz"]).stdout, "200", m2.log)
+        XCTAssertEqual(FileManager.default.contents(atPath: got), FileManager.default.contents(atPath: chart))
     }
 }

@@ -250,6 +250,20 @@ final class RegistryPullThroughTests: XCTestCase {
         XCTAssertEqual(up.log.components(separatedBy: "\"GET /v2/team/app/manifests/nope ").count - 1, 1, "one upstream ask within negative_ttl")
     }
 
+    /// Mirror tiers: an Anchorage whose upstream is another Anchorage.
+    func testAnchorageAsTheUpstreamOfAnother() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 2, layerSize: 1_000_000)
+        let site = try mirror(up)
+        let edge = try AnchorageServer(self, config: "[registry \"site.mirror\"]\nurl = \(site.base)\n")
+        let out = edge.dir.file("pulled")
+        let r = try skopeo(["copy", "--quiet", "--src-tls-verify=false", "docker://127.0.0.1:\(edge.port)/team/app:v1", "dir:\(out)"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertFalse(site.accessLines("/blobs/").isEmpty, "the edge pulled through the site mirror")
+        let direct = try skopeo(["inspect", "--raw", "--tls-verify=false", "docker://\(up.host)/team/app:v1"]).stdout
+        XCTAssertEqual(try skopeo(["inspect", "--raw", "--tls-verify=false", "docker://127.0.0.1:\(edge.port)/team/app:v1"]).stdout, direct)
+    }
+
     func testKill9DuringPullsLeavesOnlyVerifiedEntries() throws {
         let up = try UpstreamRegistry(self)
         try up.push(name: "team/big", tag: "v1", layers: 4, layerSize: 40_000_000)

@@ -248,6 +248,29 @@ final class SyncIntegrationTests: XCTestCase {
         XCTAssertEqual(pins.count, 3)
     }
 
+    func testOnlyAndUnpinningRemovedRules() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/a", tag: "v1", layers: 1)
+        try up.push(name: "team/b", tag: "v1", layers: 1, seed: "b")
+        let m = try AnchorageServer(self, config: "[registry \"up.test\"]\nurl = \(up.url)\n[sync]\nimage = up.test/team/a:v1\nimage = up.test/team/b:v1\n")
+        let only = try sync(m, ["--only", "team/b", "--json"])
+        XCTAssertEqual(only.status, 0, only.stderr)
+        let items = ((try JSONSerialization.jsonObject(with: Data(only.stdout.utf8)) as? [String: Any])?["items"] as? [[String: Any]] ?? []).compactMap { $0["item"] as? String }
+        XCTAssertEqual(items, ["up.test/team/b:v1"])
+        XCTAssertEqual(try sync(m).status, 0)
+        let pins = "\(m.dir.path)/cache/pins"
+        XCTAssertEqual((try FileManager.default.contentsOfDirectory(atPath: pins)).count, 2)
+        // Remove rule b from the config: the next sync unpins its content.
+        let conf = m.dir.file("mirror.conf")
+        let text = try String(contentsOfFile: conf, encoding: .utf8).replacingOccurrences(of: "image = up.test/team/b:v1\n", with: "")
+        try text.write(toFile: conf, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try sync(m).status, 0)
+        let left = try FileManager.default.contentsOfDirectory(atPath: pins)
+        XCTAssertEqual(left.count, 1)
+        let pinned = try String(contentsOfFile: "\(pins)/\(left[0])", encoding: .utf8)
+        XCTAssertTrue(pinned.contains("team/a:v1"), pinned)
+    }
+
     private func layerDigest(_ m: AnchorageServer, _ name: String) throws -> String {
         let manifest = try curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(m.base)/v2/\(name)/manifests/v1"]).stdout
         let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])
