@@ -14,7 +14,18 @@ public enum AnchorageCLI {
         let summary: String
         let usage: String
         let flags: [Flag]
+        /// Allowed values of one optional positional argument (stored under "_").
+        var positional: [String] = []
         let run: ([String: String]) -> Int32
+
+        init(name: String, summary: String, usage: String, flags: [Flag], positional: [String] = [], run: @escaping ([String: String]) -> Int32) {
+            self.name = name
+            self.summary = summary
+            self.usage = usage
+            self.flags = flags
+            self.positional = positional
+            self.run = run
+        }
     }
 
     struct Flag {
@@ -94,7 +105,79 @@ public enum AnchorageCLI {
                 }
                 return report.ok ? 0 : 1
             },
+            Command(name: "stats", summary: "print the cache summary (size, entries, pinned, repositories)",
+                    usage: "anchorage stats [--config PATH] [--json]",
+                    flags: [configFlag, Flag(name: "--json", takesValue: false, help: "machine-readable output")]) { flags in
+                guard case .success(let c) = loadConfig(flags["--config"]) else { return configFailure(flags["--config"]) }
+                let layout = CacheLayout(root: c.cache.path)
+                let index = CacheIndex(layout: layout, maxSize: c.cache.maxSize.bytes)
+                index.scanNow(quiet: true)
+                let repos = CacheBrowser.repositories(layout)
+                let stats: [String: Any] = [
+                    "path": layout.root, "max_bytes": index.maxSize, "bytes": index.totalBytes, "entries": index.entryCount,
+                    "pinned_bytes": index.pinnedBytes, "repositories": repos.count, "tags": repos.reduce(0) { $0 + $1.tags.count },
+                ]
+                if flags["--json"] != nil {
+                    print(StatusReport.json(stats), terminator: "")
+                } else {
+                    let pct = index.maxSize > 0 ? Double(index.totalBytes) * 100 / Double(index.maxSize) : 0
+                    print("cache:        \(layout.root)")
+                    print("used:         \(ByteSize(index.totalBytes)) of \(ByteSize(index.maxSize)) (\(String(format: "%.1f", pct))%)")
+                    print("blobs:        \(index.entryCount)")
+                    print("pinned:       \(ByteSize(index.pinnedBytes))")
+                    print("repositories: \(repos.count) (\(stats["tags"]!) tags)")
+                }
+                return 0
+            },
+            Command(name: "ls", summary: "list what is cached: images (upstream/name:tag → digest) or charts",
+                    usage: "anchorage ls [images|charts] [--config PATH]", flags: [configFlag], positional: ["images", "charts"]) { flags in
+                guard case .success(let c) = loadConfig(flags["--config"]) else { return configFailure(flags["--config"]) }
+                let layout = CacheLayout(root: c.cache.path)
+                let what = flags["_"] ?? "images"
+                if what == "images" {
+                    let tags = TagIndex(layout: layout)
+                    for r in CacheBrowser.repositories(layout) {
+                        guard let name = RepositoryName(r.name) else { continue }
+                        for t in r.tags {
+                            guard let tag = Tag(t), let rec = tags.get(upstream: r.upstream, name: name, tag: tag) else { continue }
+                            print("\(r.upstream)/\(r.name):\(t)\t\(rec.digest)")
+                        }
+                    }
+                } else {
+                    for ch in c.charts {
+                        guard let data = FileManager.default.contents(atPath: layout.chartIndex(repository: ch.name)),
+                              let idx = try? ChartIndex.parse(String(decoding: data, as: UTF8.self)) else { continue }
+                        for e in idx.entries {
+                            let cached = e.digest.map { access(layout.blob($0), F_OK) == 0 } ?? false
+                            print("\(ch.name)/\(e.name)\t\(e.version)\t\(cached ? "cached" : "-")")
+                        }
+                    }
+                }
+                return 0
+            },
+            Command(name: "gc", summary: "evict least recently used (unpinned) blobs down to SIZE now",
+                    usage: "anchorage gc --to SIZE [--config PATH]",
+                    flags: [configFlag, Flag(name: "--to", takesValue: true, help: "target size, e.g. 10GiB")]) { flags in
+                guard case .success(let c) = loadConfig(flags["--config"]) else { return configFailure(flags["--config"]) }
+                guard let target = flags["--to"].flatMap(ByteSize.init(parsing:)) else {
+                    printErr("anchorage: gc needs --to SIZE (e.g. 10GiB)\n\nusage: anchorage gc --to SIZE [--config PATH]")
+                    return 2
+                }
+                Log.minimumLevel = .warn
+                let layout = CacheLayout(root: c.cache.path)
+                let index = CacheIndex(layout: layout, maxSize: c.cache.maxSize.bytes)
+                index.scanNow(quiet: true)
+                let before = index.totalBytes
+                let freed = index.evict(downTo: target.bytes)
+                print("evicted \(ByteSize(freed)); cache now \(ByteSize(index.totalBytes)) (was \(ByteSize(before)); pinned \(ByteSize(index.pinnedBytes)))")
+                return 0
+            },
         ]
+    }
+
+    static func configFailure(_ path: String?) -> Int32 {
+        if case .failure(let e) = loadConfig(path) { printErr("anchorage: \(e)") }
+        return 1
     }
 
     static func loadConfig(_ path: String?) -> Result<Config, ConfigError> {
@@ -169,6 +252,11 @@ public enum AnchorageCLI {
             if a.hasPrefix("--"), let eq = a.firstIndex(of: "=") {
                 inlineValue = String(a[a.index(after: eq)...])
                 a = String(a[..<eq])
+            }
+            if !a.hasPrefix("-"), cmd.positional.contains(a), out["_"] == nil {
+                out["_"] = a
+                i += 1
+                continue
             }
             guard let flag = cmd.flags.first(where: { $0.name == a }) else {
                 let what = a.hasPrefix("-") ? "unknown flag '\(a)' for '\(cmd.name)'" : "unexpected argument '\(a)' for '\(cmd.name)'"

@@ -181,7 +181,7 @@ public final class CacheIndex: Sendable {
         t.start()
     }
 
-    public func scanNow() {
+    public func scanNow(quiet: Bool = false) {
         var found: [Digest: Entry] = [:]
         let fm = FileManager.default
         for alg in (try? fm.contentsOfDirectory(atPath: layout.blobsDir)) ?? [] {
@@ -204,7 +204,7 @@ public final class CacheIndex: Sendable {
             }
             s.scanned = true
         }
-        Log.info("cache index loaded", ["entries": "\(found.count)", "bytes": "\(totalBytes)"])
-        evictIfNeeded()
+        if !quiet { Log.info("cache index loaded", ["entries": "\(found.count)", "bytes": "\(totalBytes)"]) }
+        if !quiet { evictIfNeeded() }
     }
 }

@@ -236,7 +236,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
         }
         let actual = hasher.finish()
         guard actual == digest else {
-            counters.digestMismatches.add(1, ordering: .relaxed)
+            counters.recordMismatch(source: upstreamName, expected: digest.description, actual: actual.description)
             Log.error("digest mismatch: blob discarded", ["upstream": upstreamName, "expected": digest.description, "actual": actual.description, "bytes": "\(written)"])
             fail(.digestMismatch(expected: digest.description, actual: actual.description))
             return

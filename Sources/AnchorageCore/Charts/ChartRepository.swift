@@ -41,11 +41,13 @@ final class ChartRepository: Sendable {
     let options: TransferOptions
     let layout: CacheLayout
     let pool: WorkerPool
+    let counters: Counters
     private let state = Mutex(State())
     /// Archives without a digest in the index: file → digest computed on first fetch.
     let computedDigests = Mutex<[String: Digest]>([:])
 
-    init(config: ChartsConfig, client: CurlClient, options: TransferOptions, layout: CacheLayout, pool: WorkerPool) {
+    init(config: ChartsConfig, client: CurlClient, options: TransferOptions, layout: CacheLayout, pool: WorkerPool, counters: Counters) {
+        self.counters = counters
         self.config = config
         self.client = client
         self.options = options
@@ -60,6 +62,10 @@ final class ChartRepository: Sendable {
     }
 
     var name: String { config.name }
+
+    /// The current snapshot without triggering a refresh (status views).
+    var cachedSnapshot: Snapshot? { state.withLock { $0.snapshot } }
+    var entryCount: Int? { cachedSnapshot?.entryCount }
 
     /// Headers for requests to `url`: credentials only for the repository's own host.
     func headers(for url: String) -> [String] {
@@ -118,6 +124,10 @@ final class ChartRepository: Sendable {
         let result = client.perform(method: "GET", url: url, headers: headers(for: url), options: options, sink: sink)
         var failure: String?
         var fresh: Snapshot?
+        switch result {
+        case .failure(let e): counters.recordUpstream("charts/\(config.name)", e.kind)
+        case .success(let h): counters.recordUpstream("charts/\(config.name)", h.status < 400 ? "ok" : UpstreamError.from(status: h.status, headers: h.headers).kind)
+        }
         switch result {
         case .failure(let e):
             failure = e.description

@@ -25,7 +25,11 @@ public enum Daemon {
         if let schedule = config.sync.schedule, !config.sync.rules.isEmpty {
             SyncScheduler(mirror: mirror, schedule: schedule).start()
         }
-        let server = HTTPServer(options: options, handler: MirrorRouter(registry: mirror.registry, charts: mirror.charts))
+        let counters = mirror.counters
+        options.observer = { counters.record($0) }
+        let ops = OpsHandler(mirror: mirror)
+        let server = HTTPServer(options: options, handler: MirrorRouter(registry: mirror.registry, charts: mirror.charts, ops: ops))
+        ops.connections.withLock { $0 = { [weak server] in server?.openConnections ?? 0 } }
         do {
             try server.start()
         } catch {

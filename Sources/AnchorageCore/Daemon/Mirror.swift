@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Everything the daemon serves from, built once from the configuration:
 /// the cache, the upstreams, the protocol modules.
 final class Mirror: Sendable {
@@ -11,6 +13,9 @@ final class Mirror: Sendable {
     let charts: ChartHandler
     let blobs: BlobService
     let tagIndex: TagIndex
+    let pool: WorkerPool
+    /// The last in-daemon sync run, for status endpoints.
+    let syncStatus = Mutex<SyncScheduler.LastRun?>(nil)
 
     init(config: Config) {
         self.config = config
@@ -20,16 +25,17 @@ final class Mirror: Sendable {
         let client = CurlClient()
         var ups: [String: RegistryUpstream] = [:]
         for r in config.registries {
-            ups[r.name] = RegistryUpstream(config: r, upstream: config.upstream, client: client)
+            ups[r.name] = RegistryUpstream(config: r, upstream: config.upstream, client: client, counters: counters)
         }
         upstreams = ups
         let pool = WorkerPool(threads: config.upstream.fetchWorkers, name: "anchorage-worker")
+        self.pool = pool
         let tags = TagIndex(layout: layout)
         tagIndex = tags
         let manifests = ManifestService(store: store, tags: tags, counters: counters,
                                         defaultTTLMillis: config.cache.manifestTTL.milliseconds,
                                         negativeTTLMillis: config.cache.negativeTTL.milliseconds)
-        let defaultUpstream = ups[config.defaultRegistry.name] ?? RegistryUpstream(config: config.defaultRegistry, upstream: config.upstream, client: client)
+        let defaultUpstream = ups[config.defaultRegistry.name] ?? RegistryUpstream(config: config.defaultRegistry, upstream: config.upstream, client: client, counters: counters)
         let blobs = BlobService(store: store, pool: pool, counters: counters)
         self.blobs = blobs
         registry = RegistryHandler(router: RegistryRouter(upstreams: ups, defaultUpstream: defaultUpstream),
@@ -39,7 +45,7 @@ final class Mirror: Sendable {
         chartOptions.stallTimeoutSeconds = max(1, Int(config.upstream.stallTimeout.milliseconds / 1000))
         var repos: [String: ChartRepository] = [:]
         for c in config.charts {
-            repos[c.name] = ChartRepository(config: c, client: client, options: chartOptions, layout: layout, pool: pool)
+            repos[c.name] = ChartRepository(config: c, client: client, options: chartOptions, layout: layout, pool: pool, counters: counters)
         }
         charts = ChartHandler(repositories: repos, blobs: blobs, store: store, registries: ups, pool: pool, counters: counters)
     }

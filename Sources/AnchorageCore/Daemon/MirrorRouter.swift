@@ -3,6 +3,7 @@
 struct MirrorRouter: HTTPHandler {
     let registry: RegistryHandler
     let charts: ChartHandler
+    let ops: OpsHandler
 
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
         let path = request.path
@@ -12,18 +13,7 @@ struct MirrorRouter: HTTPHandler {
         if path.hasPrefix("/charts/") {
             return charts.handle(request, responder)
         }
-        switch path {
-        case "/healthz":
-            guard request.method.isRead else { return responder.respond(methodNotAllowed("GET, HEAD")) }
-            responder.respond(.text(.ok, "ok"))
-        default:
-            responder.respond(.text(.notFound, "not found"))
-        }
-    }
-
-    private func methodNotAllowed(_ allow: String) -> HTTPResponse {
-        var r = HTTPResponse.text(.methodNotAllowed, "method not allowed")
-        r.headers.add("Allow", allow)
-        return r
+        if ops.handle(request, responder) { return }
+        responder.respond(.text(.notFound, "not found"))
     }
 }

@@ -29,6 +29,7 @@ final class Connection: EventHandler, @unchecked Sendable {
     // The request being answered.
     private var request: HTTPRequest?
     private var startedMicros: UInt64 = 0
+    private var headSentMicros: UInt64 = 0
     private var keepAlive = true
     private var out = Outgoing()
 
@@ -126,6 +127,7 @@ final class Connection: EventHandler, @unchecked Sendable {
         keepAlive = req.keepAlive && !context.draining
         state = .handling
         deadline = 0
+        headSentMicros = 0
         generation += 1
         setInterest(0)
         if req.framing != .none {
@@ -183,6 +185,7 @@ final class Connection: EventHandler, @unchecked Sendable {
                     close(); return
                 }
                 out.headSent += n
+                if out.headSent == out.head.count { headSentMicros = monotonicMicros() }
                 continue
             }
             switch out.body {
@@ -277,11 +280,18 @@ final class Connection: EventHandler, @unchecked Sendable {
     }
 
     private func logAccess() {
-        guard context.options.accessLog, let req = request else { return }
+        guard let req = request else { return }
         let micros = monotonicMicros() &- startedMicros
         let bytes = Int64(out.headSent) + out.bodySent
-        AccessLog.write(client: peer.host, method: req.method.description, path: req.target, status: out.status,
-                        bytes: bytes, micros: micros, cache: out.cacheStatus)
+        if context.options.accessLog {
+            AccessLog.write(client: peer.host, method: req.method.description, path: req.target, status: out.status,
+                            bytes: bytes, micros: micros, cache: out.cacheStatus)
+        }
+        if let observe = context.options.observer {
+            observe(AccessRecord(method: req.method.description, path: req.path, status: out.status, bytes: out.bodySent,
+                                 micros: micros, headMicros: headSentMicros > startedMicros ? headSentMicros - startedMicros : 0,
+                                 cache: out.cacheStatus))
+        }
     }
 
     private func setInterest(_ events: UInt32) {

@@ -10,6 +10,8 @@ public struct HTTPServerOptions: Sendable {
     public var sendTimeoutMillis: UInt64 = 60_000
     public var accessLog = true
     public var parserLimits = HTTPParserLimits()
+    /// Called once per finished response (metrics), on the loop thread.
+    public var observer: (@Sendable (AccessRecord) -> Void)?
 
     public init(listen: [ListenAddress], loops: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)) {
         self.listen = listen

@@ -114,7 +114,7 @@ final class ManifestService: Sendable {
             let want = expected ?? claimed
             let actual = Hasher.digest(body, want?.algorithm ?? .sha256)
             if let want, want != actual {
-                counters.digestMismatches.add(1, ordering: .relaxed)
+                counters.recordMismatch(source: "\(upstream.name)/\(name.value)", expected: want.description, actual: actual.description)
                 Log.error("digest mismatch: manifest discarded", ["upstream": upstream.name, "name": name.value, "reference": ref.description, "expected": want.description, "actual": actual.description])
                 return RegistryError(.unavailable, .badGateway, "upstream sent a manifest whose digest does not match",
                                      detail: "expected \(want), got \(actual)").response

@@ -303,7 +303,7 @@ public final class SyncEngine: @unchecked Sendable {
             let want: Digest? = { if case .digest(let d) = ref { return d }; return head.headers["Docker-Content-Digest"].flatMap(Digest.init) }()
             let actual = Hasher.digest(sink.body, want?.algorithm ?? .sha256)
             if let want, want != actual {
-                mirror.counters.digestMismatches.add(1, ordering: .relaxed)
+                mirror.counters.recordMismatch(source: "\(up.name)/\(name.value)", expected: want.description, actual: actual.description)
                 return .failure(.digestMismatch(expected: want.description, actual: actual.description))
             }
             if !options.dryRun {

@@ -100,7 +100,6 @@ final class SyncScheduler: Sendable {
 
     let mirror: Mirror
     let schedule: Schedule
-    let last = Mutex<LastRun?>(nil)
 
     init(mirror: Mirror, schedule: Schedule) {
         self.mirror = mirror
@@ -116,7 +115,8 @@ final class SyncScheduler: Sendable {
                 if wait > 0 { usleep(useconds_t(min(wait, 3600) * 1_000_000)) }
                 if Date() < at { continue }
                 let report = SyncEngine(mirror: mirror, options: SyncEngine.Options(), progress: SyncProgress(live: false)).run()
-                last.withLock { $0 = LastRun(finished: Date(), ok: report.ok, summary: report.fatal ?? report.summaryLine) }
+                mirror.syncStatus.withLock { $0 = LastRun(finished: Date(), ok: report.ok, summary: report.fatal ?? report.summaryLine) }
+                mirror.counters.syncRuns.add([report.ok ? "ok" : "failed"])
                 Log.info("sync run", ["ok": "\(report.ok)", "summary": report.fatal ?? report.summaryLine])
                 next = schedule.next(after: Date())
             }

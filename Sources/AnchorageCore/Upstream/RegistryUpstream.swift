@@ -9,8 +9,10 @@ final class RegistryUpstream: Sendable {
     let client: CurlClient
     let tokens = TokenCache()
     let breaker: CircuitBreaker
+    let counters: Counters
 
-    init(config: RegistryConfig, upstream: UpstreamConfig, client: CurlClient) {
+    init(config: RegistryConfig, upstream: UpstreamConfig, client: CurlClient, counters: Counters) {
+        self.counters = counters
         self.config = config
         var o = TransferOptions()
         o.connectTimeoutMillis = Int(upstream.connectTimeout.milliseconds)
@@ -53,8 +55,12 @@ final class RegistryUpstream: Sendable {
             switch client.perform(method: method, url: url, headers: headers, options: options, sink: gate) {
             case .failure(let e):
                 if e.isOutage { breaker.recordFailure() }
+                counters.recordUpstream(name, e.kind)
                 return .failure(e)
             case .success(let head):
+                if let rl = head.headers["RateLimit-Remaining"], let n = Int(rl.prefix { $0.isNumber }) {
+                    counters.rateLimitRemaining.withLock { $0[name] = n }
+                }
                 if head.status == 401, attempt == 0,
                    let challenge = head.headers["WWW-Authenticate"].flatMap(AuthChallenge.parse) {
                     switch challenge.scheme {
@@ -72,6 +78,7 @@ final class RegistryUpstream: Sendable {
                     }
                 }
                 if head.status >= 500 || head.status == 429 { breaker.recordFailure() } else { breaker.recordSuccess() }
+                counters.recordUpstream(name, head.status < 400 ? "ok" : UpstreamError.from(status: head.status, headers: head.headers).kind)
                 return .success(head)
             }
         }

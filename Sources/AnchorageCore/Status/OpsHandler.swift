@@ -1,0 +1,114 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// Operator endpoints: `/healthz` (alive), `/readyz` (cache writable, config
+/// loaded), `/metrics` (Prometheus text), `/` (status page), `/api/…` (JSON).
+final class OpsHandler: Sendable {
+    let mirror: Mirror
+    /// Open connections, from the server (set once it exists).
+    let connections = Mutex<(@Sendable () -> Int)?>(nil)
+
+    init(mirror: Mirror) { self.mirror = mirror }
+
+    private var openConnections: Int { connections.withLock { $0 }?() ?? 0 }
+
+    /// Answers the paths it owns; false for anything else.
+    func handle(_ request: HTTPRequest, _ responder: HTTPResponder) -> Bool {
+        let path = request.path
+        guard path == "/" || path == "/healthz" || path == "/readyz" || path == "/metrics" || path.hasPrefix("/api/") else { return false }
+        guard request.method.isRead else {
+            var r = HTTPResponse.text(.methodNotAllowed, "method not allowed")
+            r.headers.add("Allow", "GET, HEAD")
+            responder.respond(r)
+            return true
+        }
+        switch path {
+        case "/healthz":
+            responder.respond(.text(.ok, "ok"))
+        case "/readyz":
+            let (ready, why) = readiness()
+            responder.respond(.text(ready ? .ok : .serviceUnavailable, ready ? "ready" : "not ready: \(why)"))
+        case "/metrics":
+            var h = HTTPHeaders()
+            h.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            responder.respond(HTTPResponse(status: .ok, headers: h, body: .text(metrics())))
+        case "/":
+            var h = HTTPHeaders()
+            h.add("Content-Type", "text/html; charset=utf-8")
+            h.add("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'")
+            responder.respond(HTTPResponse(status: .ok, headers: h, body: .text(StatusPage.html)))
+        default:
+            // Directory walks and manifest reads: off the loop.
+            mirror.pool.submit { [self] in responder.respond(api(request)) }
+        }
+        return true
+    }
+
+    private func readiness() -> (Bool, String) {
+        let probe = "\(mirror.layout.tmpDir)/.ready-\(getpid())"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return (false, "cache directory not writable: \(String(cString: strerror(errno)))") }
+        let ok = write(fd, "x", 1) == 1
+        close(fd)
+        unlink(probe)
+        return ok ? (true, "") : (false, "cannot write to the cache directory")
+    }
+
+    private func api(_ request: HTTPRequest) -> HTTPResponse {
+        func json(_ obj: Any, _ status: HTTPStatus = .ok) -> HTTPResponse { .json(status, StatusReport.json(obj)) }
+        switch request.path {
+        case "/api/status":
+            return json(StatusReport.build(mirror, openConnections: openConnections, lastSync: mirror.syncStatus.withLock { $0 }))
+        case "/api/repositories":
+            return json(CacheBrowser.repositories(mirror.layout).map { ["upstream": $0.upstream, "name": $0.name, "tags": $0.tags.count] })
+        case "/api/tags":
+            guard let up = request.queryValue("upstream"), mirror.upstreams[up] != nil,
+                  let name = request.queryValue("name").flatMap(RepositoryName.init) else { return json(["error": "upstream and name required"], .badRequest) }
+            return json(CacheBrowser.tags(mirror, upstream: up, name: name))
+        case "/api/manifest":
+            guard let d = request.queryValue("digest").flatMap(Digest.init) else { return json(["error": "digest required"], .badRequest) }
+            guard let m = CacheBrowser.manifest(mirror, digest: d) else { return json(["error": "manifest not cached"], .notFound) }
+            return json(m)
+        case "/api/charts":
+            return json(CacheBrowser.charts(mirror))
+        default:
+            return json(["error": "unknown endpoint"], .notFound)
+        }
+    }
+
+    func metrics() -> String {
+        let c = mirror.counters
+        let idx = mirror.index
+        var out = ""
+        for family in [c.requests, c.bytesBySource, c.cacheRequests, c.cacheBytes, c.upstreamRequests, c.syncRuns] {
+            family.render(into: &out)
+        }
+        c.ttfb.render(into: &out)
+        func counter(_ name: String, _ help: String, _ v: Int) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(v)\n"
+        }
+        counter("anchorage_digest_mismatches_total", "Upstream content discarded because its digest did not match.", c.digestMismatches.load(ordering: .relaxed))
+        counter("anchorage_stale_responses_total", "Manifests served stale because the upstream failed.", c.staleServed.load(ordering: .relaxed))
+        counter("anchorage_coalesced_followers_total", "Requests that followed an in-flight fetch instead of starting one.", c.coalescedFollowers.load(ordering: .relaxed))
+        counter("anchorage_upstream_blob_fetches_total", "Blob and chart archive transfers started upstream.", c.upstreamBlobFetches.load(ordering: .relaxed))
+        counter("anchorage_evictions_total", "Cache entries evicted by LRU.", idx.evictions.load(ordering: .relaxed))
+        counter("anchorage_evicted_bytes_total", "Bytes evicted by LRU.", idx.evictedBytes.load(ordering: .relaxed))
+        PrometheusText.gauge(&out, "anchorage_cache_bytes", "Bytes held by the cache.", [([:], Double(idx.totalBytes))])
+        PrometheusText.gauge(&out, "anchorage_cache_max_bytes", "The cache budget ([cache] max_size).", [([:], Double(idx.maxSize))])
+        PrometheusText.gauge(&out, "anchorage_cache_entries", "Blobs held by the cache.", [([:], Double(idx.entryCount))])
+        PrometheusText.gauge(&out, "anchorage_cache_pinned_bytes", "Bytes pinned by sync rules.", [([:], Double(idx.pinnedBytes))])
+        PrometheusText.gauge(&out, "anchorage_inflight_fetches", "Upstream transfers in progress.", [([:], Double(mirror.blobs.inFlight.count))])
+        PrometheusText.gauge(&out, "anchorage_open_connections", "Open client connections.", [([:], Double(openConnections))])
+        PrometheusText.gauge(&out, "anchorage_upstream_circuit_open", "1 while an upstream's breaker is open (served from cache only).",
+                             mirror.upstreams.values.sorted { $0.name < $1.name }.map { (["upstream": $0.name], $0.breaker.isOpen ? 1 : 0) })
+        let rl = c.rateLimitRemaining.withLock { $0 }
+        PrometheusText.gauge(&out, "anchorage_upstream_rate_limit_remaining", "Pulls left in the upstream's window (RateLimit-Remaining).",
+                             rl.keys.sorted().map { (["upstream": $0], Double(rl[$0]!)) })
+        if let last = mirror.syncStatus.withLock({ $0 }) {
+            PrometheusText.gauge(&out, "anchorage_sync_last_run_timestamp_seconds", "When the last scheduled sync finished.", [([:], last.finished.timeIntervalSince1970.rounded())])
+            PrometheusText.gauge(&out, "anchorage_sync_last_run_success", "1 if the last scheduled sync succeeded.", [([:], last.ok ? 1 : 0)])
+        }
+        return out
+    }
+}
