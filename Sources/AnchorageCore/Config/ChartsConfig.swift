@@ -1,5 +1,3 @@
-import Foundation
-
 /// `[charts "NAME"]`: one classic Helm chart repository, served at `/charts/NAME/`.
 public struct ChartsConfig: Sendable, Equatable {
     public var name: String
@@ -27,22 +25,10 @@ public struct ChartsConfig: Sendable, Equatable {
         while u.hasSuffix("/") { u.removeLast() }
         url = u
         indexTTL = r.duration("index_ttl")
-        username = r.string("username")
         keepVersions = r.isSet("keep_versions") ? r.int("keep_versions") : nil
-        if r.isSet("password") && r.isSet("password_file") {
-            throw r.error("password_file", "set either password or password_file, not both")
-        }
-        if let file = r.string("password_file") {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw r.error("password_file", "cannot read password_file '\(file)'")
-            }
-            password = text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        } else {
-            password = r.string("password")
-        }
-        if (username == nil) != (password == nil) {
-            throw r.error(username == nil ? "password" : "username", "username and password (or password_file) go together")
-        }
+        let credentials = try UpstreamCredentials(r)
+        username = credentials.username
+        password = credentials.password
     }
 
     func render() -> [(String, String)] {

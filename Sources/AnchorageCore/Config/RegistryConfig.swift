@@ -32,27 +32,12 @@ public struct RegistryConfig: Sendable, Equatable {
         while u.hasSuffix("/") { u.removeLast() }
         url = u
         isDefault = r.bool("default")
-        username = r.string("username")
         tlsVerify = r.bool("tls_verify")
         caFile = r.string("ca_file")
         manifestTTL = r.isSet("manifest_ttl") ? r.duration("manifest_ttl") : nil
-        if r.isSet("password") && r.isSet("password_file") {
-            throw r.error("password_file", "set either password or password_file, not both")
-        }
-        if let file = r.string("password_file") {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw r.error("password_file", "cannot read password_file '\(file)'")
-            }
-            password = text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        } else {
-            password = r.string("password")
-        }
-        if username != nil && password == nil {
-            throw r.error("username", "username needs password or password_file")
-        }
-        if password != nil && username == nil {
-            throw r.error(r.isSet("password") ? "password" : "password_file", "password without username")
-        }
+        let credentials = try UpstreamCredentials(r)
+        username = credentials.username
+        password = credentials.password
         if let ca = caFile, !FileManager.default.isReadableFile(atPath: ca) {
             throw r.error("ca_file", "cannot read ca_file '\(ca)'")
         }
