@@ -52,6 +52,9 @@ public enum AnchorageCLI {
                 switch loadConfig(flags["--config"]) {
                 case .success(let c):
                     print(c.render(), terminator: "")
+                    for exposed in c.exposedCredentials {
+                        printErr("anchorage: WARNING: \(exposed) has upstream credentials but [auth] requires none: anyone who can reach the mirror pulls with them")
+                    }
                     return 0
                 case .failure(let e):
                     printErr("anchorage: \(e)")

@@ -8,6 +8,7 @@ public struct Config: Sendable {
     public var cache: CacheConfig
     public var log: LogConfig
     public var upstream: UpstreamConfig
+    public var auth: AuthConfig
     public var registries: [RegistryConfig]
     public var charts: [ChartsConfig]
     public var sync: SyncConfig
@@ -16,7 +17,7 @@ public struct Config: Sendable {
 
     /// Every section the parser knows, in the order they are printed.
     public static let schemas: [SectionSchema] = [
-        ServerConfig.schema, CacheConfig.schema, UpstreamConfig.schema, LogConfig.schema, RegistryConfig.schema, ChartsConfig.schema, SyncConfig.schema,
+        ServerConfig.schema, CacheConfig.schema, UpstreamConfig.schema, AuthConfig.schema, LogConfig.schema, RegistryConfig.schema, ChartsConfig.schema, SyncConfig.schema,
     ]
 
     /// The upstream used when a config names none: Docker Hub.
@@ -81,6 +82,7 @@ public struct Config: Sendable {
         let cache = CacheConfig(try reader(CacheConfig.schema))
         let log = LogConfig(try reader(LogConfig.schema))
         let upstream = UpstreamConfig(try reader(UpstreamConfig.schema))
+        let auth = try AuthConfig(try reader(AuthConfig.schema))
         if registries.isEmpty {
             registries = [dockerHub]
         } else if registries.count == 1 {
@@ -98,8 +100,15 @@ public struct Config: Sendable {
         if let r = singletons["sync"] {
             sync = try SyncConfig(r, registries: registries, charts: charts, defaultRegistry: registries.first(where: \.isDefault)?.name ?? registries[0].name)
         }
-        return Config(server: server, cache: cache, log: log, upstream: upstream, registries: registries, charts: charts,
+        return Config(server: server, cache: cache, log: log, upstream: upstream, auth: auth, registries: registries, charts: charts,
                       sync: sync, source: file)
+    }
+
+    /// Upstream credentials served to anyone who can reach the mirror: the
+    /// combination `check-config` and start-up warn about.
+    public var exposedCredentials: [String] {
+        guard auth.htpasswd == nil else { return [] }
+        return registries.filter { $0.username != nil }.map { "registry \($0.name)" } + charts.filter { $0.username != nil }.map { "charts \($0.name)" }
     }
 
     public var defaultRegistry: RegistryConfig {
@@ -116,6 +125,7 @@ public struct Config: Sendable {
         section("[server]", server.render())
         section("[cache]", cache.render())
         section("[upstream]", upstream.render())
+        section("[auth]", auth.render())
         section("[log]", log.render())
         for r in registries { section("[registry \"\(r.name)\"]", r.render()) }
         for c in charts { section("[charts \"\(c.name)\"]", c.render()) }

@@ -1,6 +1,6 @@
 /// How one key's value is read.
 public enum ConfigValueKind: Sendable {
-    case string, path, url, size, duration, bool, listen, logLevel
+    case string, path, url, size, duration, bool, listen, logLevel, cidr
     case integer(ClosedRange<Int>)
 
     var expectation: String {
@@ -13,6 +13,7 @@ public enum ConfigValueKind: Sendable {
         case .bool: "true or false"
         case .listen: "an address such as 0.0.0.0:5000 or [::]:5000"
         case .logLevel: "one of debug, info, warn, error"
+        case .cidr: "an address or CIDR block such as 10.0.0.0/8 or fd00::/8"
         case .integer(let r): "an integer in \(r.lowerBound)...\(r.upperBound)"
         }
     }
@@ -90,6 +91,7 @@ struct SectionReader {
         case .bool: ok = ["true", "false", "yes", "no", "on", "off"].contains(v)
         case .listen: ok = ListenAddress(parsing: v) != nil
         case .logLevel: ok = ["debug", "info", "warn", "error"].contains(v)
+        case .cidr: ok = AddressRange(v) != nil
         case .integer(let r): ok = Int(v).map { r.contains($0) } ?? false
         }
         guard ok else {

@@ -7,6 +7,7 @@ public struct ServerConfig: Sendable, Equatable {
     public var sendTimeout: ConfigDuration
     public var shutdownGrace: ConfigDuration
     public var accessLog: Bool
+    public var allow: [AddressRange]
 
     static let schema = SectionSchema(kind: "server", named: false, keys: [
         ConfigKey("listen", .listen, default: "0.0.0.0:5000", repeatable: true, help: "address to listen on; repeat for several ([::]:5000, 127.0.0.1:5000)"),
@@ -16,6 +17,7 @@ public struct ServerConfig: Sendable, Equatable {
         ConfigKey("send_timeout", .duration, default: "60s", help: "a client that reads nothing for this long is dropped"),
         ConfigKey("shutdown_grace", .duration, default: "10s", help: "on SIGTERM/SIGINT, in-flight responses get this long to finish"),
         ConfigKey("access_log", .bool, default: "true", help: "one logfmt line per request on stderr"),
+        ConfigKey("allow", .cidr, repeatable: true, help: "client addresses served (CIDR, repeatable); others get 403; default: everyone"),
     ])
 
     init(_ r: SectionReader) {
@@ -26,6 +28,7 @@ public struct ServerConfig: Sendable, Equatable {
         sendTimeout = r.duration("send_timeout")
         shutdownGrace = r.duration("shutdown_grace")
         accessLog = r.bool("access_log")
+        allow = r.section.entries.filter { $0.key == "allow" }.compactMap { AddressRange($0.value) }
     }
 
     func render() -> [(String, String)] {
@@ -36,7 +39,7 @@ public struct ServerConfig: Sendable, Equatable {
             ("send_timeout", sendTimeout.description),
             ("shutdown_grace", shutdownGrace.description),
             ("access_log", "\(accessLog)"),
-        ]
+        ] + allow.map { ("allow", $0.description) }
     }
 }
 
@@ -63,6 +66,34 @@ public struct CacheConfig: Sendable, Equatable {
 
     func render() -> [(String, String)] {
         [("path", path), ("max_size", maxSize.description), ("manifest_ttl", manifestTTL.description), ("negative_ttl", negativeTTL.description)]
+    }
+}
+
+/// `[auth]`: client authentication.
+public struct AuthConfig: Sendable {
+    public var htpasswd: Htpasswd?
+    public var htpasswdPath: String?
+    public var failureLimit: Int
+
+    static let schema = SectionSchema(kind: "auth", named: false, keys: [
+        ConfigKey("htpasswd", .path, help: "bcrypt htpasswd file (htpasswd -B); clients then need Basic credentials"),
+        ConfigKey("failure_limit", .integer(1...10_000), default: "10", help: "failed logins per client address per minute before it gets 429"),
+    ])
+
+    init(_ r: SectionReader) throws(ConfigError) {
+        htpasswdPath = r.string("htpasswd")
+        failureLimit = r.int("failure_limit")
+        if let path = htpasswdPath {
+            do {
+                htpasswd = try Htpasswd.load(path)
+            } catch {
+                throw ConfigError(file: r.file, line: r.line("htpasswd"), "htpasswd: \(error)")
+            }
+        }
+    }
+
+    func render() -> [(String, String)] {
+        (htpasswdPath.map { [("htpasswd", $0)] } ?? []) + [("failure_limit", "\(failureLimit)")]
     }
 }
 

@@ -28,7 +28,9 @@ public enum Daemon {
         let counters = mirror.counters
         options.observer = { counters.record($0) }
         let ops = OpsHandler(mirror: mirror)
-        let server = HTTPServer(options: options, handler: MirrorRouter(registry: mirror.registry, charts: mirror.charts, ops: ops))
+        let server = HTTPServer(options: options, handler: MirrorRouter(registry: mirror.registry, charts: mirror.charts, ops: ops,
+                                                                      gate: AccessGate(allow: config.server.allow, htpasswd: config.auth.htpasswd, failureLimit: config.auth.failureLimit),
+                                                                      pool: mirror.pool))
         ops.connections.withLock { $0 = { [weak server] in server?.openConnections ?? 0 } }
         do {
             try server.start()
@@ -38,6 +40,9 @@ public enum Daemon {
         }
         for addr in server.boundAddresses {
             Log.info("listening", ["addr": addr.description])
+        }
+        for exposed in config.exposedCredentials {
+            Log.warn("UPSTREAM CREDENTIALS EXPOSED: \(exposed) has credentials but clients need none; anyone who can reach this mirror pulls with them. Set [auth] htpasswd or [server] allow.", ["section": exposed])
         }
         Log.info("anchorage started", [
             "version": Version.string, "config": config.source, "cache": config.cache.path,

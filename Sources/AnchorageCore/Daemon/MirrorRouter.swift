@@ -4,8 +4,14 @@ struct MirrorRouter: HTTPHandler {
     let registry: RegistryHandler
     let charts: ChartHandler
     let ops: OpsHandler
+    let gate: AccessGate
+    let pool: WorkerPool
 
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        gate.admit(request, responder, pool: pool) { route(request, responder) }
+    }
+
+    private func route(_ request: HTTPRequest, _ responder: HTTPResponder) {
         let path = request.path
         if path == "/v2" || path.hasPrefix("/v2/") {
             return registry.handle(request, responder)

@@ -13,6 +13,7 @@ public struct RegistryError: Error, Sendable, Equatable {
         case digestInvalid = "DIGEST_INVALID"
         case unsupported = "UNSUPPORTED"
         case denied = "DENIED"
+        case unauthorized = "UNAUTHORIZED"
         case tooManyRequests = "TOOMANYREQUESTS"
         case unavailable = "UNAVAILABLE"
     }

@@ -1,0 +1,96 @@
+import Foundation
+import Synchronization
+
+/// Who may use the mirror: client addresses (`[server] allow`), then, when
+/// `[auth] htpasswd` is set, HTTP Basic credentials — the registry `Basic`
+/// challenge that docker, containerd, podman, skopeo and helm all answer.
+///
+/// bcrypt is slow on purpose, so a verified (user, password) pair is
+/// remembered (by its SHA-256) and checking it again costs a hash; unknown
+/// pairs are verified on a worker thread, never on an event loop. Failed
+/// logins are limited per client address: past `failure_limit` in a minute,
+/// that address gets 429 without any bcrypt work.
+final class AccessGate: Sendable {
+    let allow: [AddressRange]
+    let users: [String: String]?
+    let failureLimit: Int
+    private let verified = Mutex<Set<String>>([])
+    private let failures = Mutex<[[UInt8]: (count: Int, since: UInt64)]>([:])
+
+    init(allow: [AddressRange], htpasswd: Htpasswd?, failureLimit: Int) {
+        self.allow = allow
+        self.users = htpasswd?.users
+        self.failureLimit = failureLimit
+    }
+
+    /// Probes stay reachable without credentials (address rules still apply).
+    private static let open: Set<String> = ["/healthz", "/readyz"]
+
+    /// Calls `next` (possibly on another thread) when the request may proceed;
+    /// otherwise answers it.
+    func admit(_ request: HTTPRequest, _ responder: HTTPResponder, pool: WorkerPool, next: @escaping @Sendable () -> Void) {
+        if !allow.isEmpty {
+            guard let peer = request.client, allow.contains(where: { $0.contains(peer) }) else {
+                return responder.respond(RegistryError(.denied, .forbidden, "this client address may not use the mirror").response)
+            }
+        }
+        guard let users, !AccessGate.open.contains(request.path) else { return next() }
+        let peerKey = request.client?.bytes ?? []
+        if isBlocked(peerKey) {
+            var e = RegistryError(.tooManyRequests, .tooManyRequests, "too many failed logins from this address; try again later")
+            e.retryAfter = 60
+            return responder.respond(e.response)
+        }
+        guard let header = request.headers["Authorization"], header.lowercased().hasPrefix("basic "),
+              let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmed(" ")).flatMap({ String(data: $0, encoding: .utf8) }),
+              let colon = decoded.firstIndex(of: ":") else {
+            return responder.respond(AccessGate.challenge("authentication required"))
+        }
+        let user = String(decoded[..<colon]), password = String(decoded[decoded.index(after: colon)...])
+        let key = Hasher.digest(Array("\(user)\u{0}\(password)".utf8)).hex
+        if verified.withLock({ $0.contains(key) }) { return next() }
+        pool.submit { [self] in
+            if let hash = users[user], Bcrypt.verify(password, hash: hash) {
+                verified.withLock { v in
+                    if v.count > 10_000 { v.removeAll() }
+                    v.insert(key)
+                }
+                next()
+            } else {
+                recordFailure(peerKey)
+                Log.warn("failed login", ["client": request.client?.host ?? "-", "user": user])
+                responder.respond(AccessGate.challenge("invalid username or password"))
+            }
+        }
+    }
+
+    static func challenge(_ message: String) -> HTTPResponse {
+        var r = RegistryError(.unauthorized, .unauthorized, message).response
+        r.headers.add("WWW-Authenticate", "Basic realm=\"anchorage\"")
+        return r
+    }
+
+    private func isBlocked(_ peer: [UInt8]) -> Bool {
+        let now = monotonicMillis()
+        return failures.withLock { f in
+            guard let e = f[peer] else { return false }
+            if now &- e.since > 60_000 {
+                f.removeValue(forKey: peer)
+                return false
+            }
+            return e.count >= failureLimit
+        }
+    }
+
+    private func recordFailure(_ peer: [UInt8]) {
+        let now = monotonicMillis()
+        failures.withLock { f in
+            if f.count > 100_000 { f.removeAll() }
+            if let e = f[peer], now &- e.since <= 60_000 {
+                f[peer] = (e.count + 1, e.since)
+            } else {
+                f[peer] = (1, now)
+            }
+        }
+    }
+}
