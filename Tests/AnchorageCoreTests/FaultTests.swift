@@ -1,0 +1,110 @@
+import Foundation
+import XCTest
+
+/// A lying, breaking, stalling upstream: nothing wrong is cached, no client
+/// gets a complete wrong body, the daemon keeps serving, and a retry after
+/// recovery succeeds.
+final class FaultTests: XCTestCase {
+    private struct Fault {
+        let proc: BackgroundProcess
+        let port: UInt16
+        let blob: String
+        let manifest: String
+        var url: String { "http://127.0.0.1:\(port)" }
+
+        func mode(_ m: String) throws {
+            XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(url)/control?mode=\(m)"]).stdout, "200")
+        }
+
+        func blobGets() -> Int { proc.log.components(separatedBy: "\"GET /v2/fault/app/blobs/\(blob) ").count - 1 }
+    }
+
+    private func start() throws -> Fault {
+        let dir = TempDir(self, "fault")
+        let port = freePort()
+        let p = try BackgroundProcess(self, ["python3", testbenchScript("fault_upstream.py"), "\(port)"], logPath: dir.file("fault.log"))
+        XCTAssertTrue(p.waitForLog("\"ready\""), p.log)
+        let first = try XCTUnwrap(p.log.split(separator: "\n").first)
+        let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any])
+        return Fault(proc: p, port: port, blob: info["blob"] as! String, manifest: info["manifest"] as! String)
+    }
+
+    private func cachedBlobs(_ m: AnchorageServer) -> [String] {
+        ((try? FileManager.default.subpathsOfDirectory(atPath: "\(m.dir.path)/cache/blobs")) ?? []).filter { $0.split(separator: "/").count == 3 }
+    }
+
+    func testBrokenBlobTransfersAreNeverCachedAndRecover() throws {
+        let f = try start()
+        // Short stall timeout and no breaker interference for this test.
+        let m = try AnchorageServer(self, config: """
+        [upstream]
+        stall_timeout = 2s
+        breaker_threshold = 1000
+        [registry "fault.test"]
+        url = \(f.url)
+        """)
+        let blobURL = "\(m.base)/v2/fault/app/blobs/\(f.blob)"
+        let expectedHex = String(f.blob.dropFirst(7))
+        let cases: [(String, (RunResult) -> Bool)] = [
+            ("close_mid", { $0.status != 0 }),
+            ("short", { $0.status != 0 }),
+            ("stall", { $0.status != 0 }),
+            ("wrong_bytes", { $0.status != 0 }),
+            ("status:500", { $0.stdout.hasSuffix(" 503") }),
+            ("status:502", { $0.stdout.hasSuffix(" 503") }),
+            ("status:503", { $0.stdout.hasSuffix(" 503") }),
+            ("status:429", { $0.stdout.hasSuffix(" 429") }),
+            ("status:429:retry", { $0.stdout.hasSuffix(" 429") }),
+            ("redirect_loop", { $0.stdout.hasSuffix(" 503") }),
+        ]
+        for (mode, failedAsExpected) in cases {
+            try f.mode(mode)
+            let out = m.dir.file("out-\(mode.replacingOccurrences(of: ":", with: "_"))")
+            let r = try runCommand(["curl", "-sS", "-o", out, "-w", "%{size_download} %{http_code}", "--max-time", "30", blobURL], timeout: 60)
+            XCTAssertTrue(failedAsExpected(r), "\(mode): \(r.stdout) rc=\(r.status)")
+            // Whatever arrived, it is never the complete right body.
+            let got = (try? runCommand(["sha256sum", out]).stdout.prefix(64)).map(String.init) ?? ""
+            XCTAssertNotEqual(got, expectedHex, "\(mode): client holds the complete body of a failed transfer")
+            XCTAssertTrue(cachedBlobs(m).isEmpty, "\(mode): something was cached: \(cachedBlobs(m))")
+            XCTAssertEqual(try curl(["\(m.base)/healthz"]).stdout, "ok\n", "\(mode): daemon stopped serving")
+        }
+        XCTAssertTrue(m.log.contains("digest mismatch"), "wrong bytes detected")
+        // A 429 with Retry-After reaches the client as TOOMANYREQUESTS with the same Retry-After.
+        try f.mode("status:429:retry")
+        let retryAfter = try curl(["-D", "-", blobURL]).stdout
+        XCTAssertTrue(retryAfter.hasPrefix("HTTP/1.1 429") && retryAfter.contains("Retry-After: 7") && retryAfter.contains("TOOMANYREQUESTS"), retryAfter)
+
+        // The upstream recovers: the next request succeeds and is cached.
+        try f.mode("ok")
+        let ok = try runCommand(["bash", "-c", "curl -sS --fail \(blobURL) | sha256sum"])
+        XCTAssertTrue(ok.stdout.hasPrefix(expectedHex), ok.stdout + ok.stderr)
+        usleep(200_000)
+        XCTAssertEqual(cachedBlobs(m).count, 1)
+        XCTAssertEqual(try runCommand([try anchorageBinary(), "verify", "--config", m.dir.file("mirror.conf")]).status, 0)
+    }
+
+    func testManifestWithTheWrongDigestIsRefused() throws {
+        let f = try start()
+        let m = try AnchorageServer(self, config: "[registry \"fault.test\"]\nurl = \(f.url)\n")
+        try f.mode("bad_manifest")
+        let r = try curl(["-w", "\n%{http_code}", "\(m.base)/v2/fault/app/manifests/\(f.manifest)"]).stdout
+        XCTAssertTrue(r.hasSuffix("\n502"), r)
+        XCTAssertTrue(r.contains("does not match"), r)
+        XCTAssertTrue(cachedBlobs(m).isEmpty)
+        try f.mode("ok")
+        XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/fault/app/manifests/\(f.manifest)"]).stdout, "200")
+    }
+
+    func testCircuitBreakerMakesADownUpstreamCostNoWaiting() throws {
+        let f = try start()
+        let m = try AnchorageServer(self, config: "[upstream]\nbreaker_threshold = 2\nbreaker_cooldown = 30s\n[registry \"fault.test\"]\nurl = \(f.url)\n")
+        try f.mode("status:503")
+        for _ in 0..<2 { _ = try curl(["-o", "/dev/null", "\(m.base)/v2/fault/app/blobs/\(f.blob)"]) }
+        let before = f.blobGets()
+        let r = try curl(["-w", "\n%{http_code}", "\(m.base)/v2/fault/app/blobs/\(f.blob)"]).stdout
+        XCTAssertTrue(r.hasSuffix("\n503") && r.contains("marked down"), r)
+        XCTAssertEqual(f.blobGets(), before, "an open breaker does not ask the upstream")
+        let metrics = try curl(["\(m.base)/metrics"]).stdout
+        XCTAssertTrue(metrics.contains("anchorage_upstream_circuit_open{upstream=\"fault.test\"} 1"), metrics)
+    }
+}
