@@ -108,3 +108,48 @@ final class FaultTests: XCTestCase {
         XCTAssertTrue(metrics.contains("anchorage_upstream_circuit_open{upstream=\"fault.test\"} 1"), metrics)
     }
 }
+
+/// Bytes corrupted on disk behind the daemon's back.
+final class CorruptionTests: XCTestCase {
+    func testVerifyFindsABitFlipAndTheScrubberDropsAndRefetches() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 1, layerSize: 2_000_000)
+        let m = try AnchorageServer(self, cacheKeys: "scrub_rate = 1GiB\nscrub_interval = 1s\n", config: "[registry \"up.test\"]\nurl = \(up.url)\n")
+        let manifest = try curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(m.base)/v2/team/app/manifests/v1"]).stdout
+        let layer = try XCTUnwrap(((try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])?["layers"] as? [[String: Any]])?.first?["digest"] as? String)
+        XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/team/app/blobs/\(layer)"]).stdout, "200")
+        let hex = layer.dropFirst(7)
+        let path = "\(m.dir.path)/cache/blobs/sha256/\(hex.prefix(2))/\(hex)"
+        // Flip one bit in place.
+        let fh = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+        try fh.seek(toOffset: 1000)
+        let byte = try XCTUnwrap(fh.readData(ofLength: 1).first)
+        try fh.seek(toOffset: 1000)
+        fh.write(Data([byte ^ 0x01]))
+        try fh.close()
+        let v = try runCommand([try anchorageBinary(), "verify", "--config", m.dir.file("mirror.conf")])
+        XCTAssertEqual(v.status, 1, v.stdout)
+        XCTAssertTrue(v.stdout.contains("BAD \(layer)"), v.stdout)
+        // The scrubber notices within a pass, drops the entry; the next GET re-fetches.
+        let deadline = Date().addingTimeInterval(15)
+        while FileManager.default.fileExists(atPath: path) && Date() < deadline { usleep(200_000) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path), "corrupt blob still cached")
+        XCTAssertTrue(m.log.contains("corrupt blob removed"), m.log)
+        let before = up.blobGets(layer)
+        let r = try runCommand(["bash", "-c", "curl -sS --fail \(m.base)/v2/team/app/blobs/\(layer) | sha256sum"])
+        XCTAssertTrue(r.stdout.hasPrefix(String(hex)), r.stdout)
+        XCTAssertEqual(up.blobGets(layer), before + 1)
+        XCTAssertTrue(try curl(["\(m.base)/metrics"]).stdout.contains("anchorage_corrupt_blobs_removed_total 1"))
+        // After the scrub the cache verifies clean; a new flip is removed by `verify --repair`.
+        XCTAssertEqual(try runCommand([try anchorageBinary(), "verify", "--config", m.dir.file("mirror.conf")]).status, 0)
+        usleep(300_000)
+        let fh2 = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+        try fh2.seek(toOffset: 5)
+        fh2.write(Data([0xAA, 0xBB]))
+        try fh2.close()
+        let repair = try runCommand([try anchorageBinary(), "verify", "--repair", "--config", m.dir.file("mirror.conf")])
+        XCTAssertEqual(repair.status, 0, repair.stdout)
+        XCTAssertTrue(repair.stdout.contains("1 bad, 1 removed") || !FileManager.default.fileExists(atPath: path), repair.stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+    }
+}

@@ -49,12 +49,16 @@ public struct CacheConfig: Sendable, Equatable {
     public var maxSize: ByteSize
     public var manifestTTL: ConfigDuration
     public var negativeTTL: ConfigDuration
+    public var scrubRate: ByteSize
+    public var scrubInterval: ConfigDuration
 
     static let schema = SectionSchema(kind: "cache", named: false, keys: [
         ConfigKey("path", .path, default: "./anchorage-cache", help: "cache directory (relative paths are relative to the working directory)"),
         ConfigKey("max_size", .size, default: "20GiB", help: "hard budget for cached bytes; least recently used entries are evicted beyond it"),
         ConfigKey("manifest_ttl", .duration, default: "5m", help: "a tag is served from cache this long before it is revalidated upstream"),
         ConfigKey("negative_ttl", .duration, default: "30s", help: "an upstream 404 for a tag is remembered this long"),
+        ConfigKey("scrub_rate", .size, default: "32MiB", help: "background re-hashing of cached blobs, bytes per second (0 disables); corrupt ones are dropped and re-fetched"),
+        ConfigKey("scrub_interval", .duration, default: "6h", help: "pause between two scrub passes over the whole cache"),
     ])
 
     init(_ r: SectionReader) {
@@ -62,10 +66,13 @@ public struct CacheConfig: Sendable, Equatable {
         maxSize = r.size("max_size")
         manifestTTL = r.duration("manifest_ttl")
         negativeTTL = r.duration("negative_ttl")
+        scrubRate = r.size("scrub_rate")
+        scrubInterval = r.duration("scrub_interval")
     }
 
     func render() -> [(String, String)] {
-        [("path", path), ("max_size", maxSize.description), ("manifest_ttl", manifestTTL.description), ("negative_ttl", negativeTTL.description)]
+        [("path", path), ("max_size", maxSize.description), ("manifest_ttl", manifestTTL.description), ("negative_ttl", negativeTTL.description),
+         ("scrub_rate", scrubRate.description), ("scrub_interval", scrubInterval.description)]
     }
 }
 

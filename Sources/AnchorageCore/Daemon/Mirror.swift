@@ -55,5 +55,6 @@ final class Mirror: Sendable {
         let removed = store.removeStaleTempFiles()
         if removed > 0 { Log.info("removed leftover temp files", ["count": "\(removed)"]) }
         index.startScan()
+        Scrubber(store: store, bytesPerSecond: config.cache.scrubRate.bytes, intervalSeconds: config.cache.scrubInterval.seconds, counters: counters).start()
     }
 }

@@ -8,6 +8,7 @@ public final class Counters: Sendable {
     public let staleServed = Atomic<Int>(0)
     public let upstreamBlobFetches = Atomic<Int>(0)
     public let coalescedFollowers = Atomic<Int>(0)
+    public let corruptBlobsRemoved = Atomic<Int>(0)
 
     let requests = LabeledCounter("anchorage_http_requests_total", "HTTP responses by route and status.", labels: ["route", "status"])
     let bytesBySource = LabeledCounter("anchorage_http_response_bytes_total", "Response bytes by source of the content.", labels: ["source"])

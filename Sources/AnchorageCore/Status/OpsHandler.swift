@@ -92,6 +92,7 @@ final class OpsHandler: Sendable {
         counter("anchorage_stale_responses_total", "Manifests served stale because the upstream failed.", c.staleServed.load(ordering: .relaxed))
         counter("anchorage_coalesced_followers_total", "Requests that followed an in-flight fetch instead of starting one.", c.coalescedFollowers.load(ordering: .relaxed))
         counter("anchorage_upstream_blob_fetches_total", "Blob and chart archive transfers started upstream.", c.upstreamBlobFetches.load(ordering: .relaxed))
+        counter("anchorage_corrupt_blobs_removed_total", "Cached blobs whose content no longer matched their digest (scrubber).", c.corruptBlobsRemoved.load(ordering: .relaxed))
         counter("anchorage_evictions_total", "Cache entries evicted by LRU.", idx.evictions.load(ordering: .relaxed))
         counter("anchorage_evicted_bytes_total", "Bytes evicted by LRU.", idx.evictedBytes.load(ordering: .relaxed))
         PrometheusText.gauge(&out, "anchorage_cache_bytes", "Bytes held by the cache.", [([:], Double(idx.totalBytes))])
