@@ -153,3 +153,46 @@ final class CorruptionTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
     }
 }
+
+/// A cache directory on a small tmpfs: a full disk is made room for by
+/// eviction, never leaves a truncated entry, and is recovered from.
+final class DiskFullTests: XCTestCase {
+    func testFullDiskEvictsFailsCleanlyAndRecovers() throws {
+        let dir = TempDir(self, "diskfull")
+        let cache = dir.file("cache")
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        let mount = try runCommand(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", cache])
+        XCTAssertEqual(mount.status, 0, "this test needs root to mount a tmpfs: \(mount.stderr)")
+        addTeardownBlock { _ = try? runCommand(["umount", "-l", cache]) }
+        let up = try UpstreamRegistry(self)
+        for i in 0..<3 { try up.push(name: "team/old\(i)", tag: "v1", layers: 1, layerSize: 2_000_000, seed: "old\(i)") }
+        try up.push(name: "team/new", tag: "v1", layers: 1, layerSize: 4_000_000, seed: "new")
+        try up.push(name: "team/huge", tag: "v1", layers: 1, layerSize: 12_000_000, seed: "huge")
+        // max_size is generous: the disk, not the budget, is the limit here.
+        let m = try AnchorageServer(self, cacheKeys: "max_size = 1GiB\nscrub_rate = 0\n", config: "[registry \"up.test\"]\nurl = \(up.url)\n", dir: dir)
+        func layer(_ name: String) throws -> String {
+            let man = try curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(m.base)/v2/\(name)/manifests/v1"]).stdout
+            return try XCTUnwrap(((try JSONSerialization.jsonObject(with: Data(man.utf8)) as? [String: Any])?["layers"] as? [[String: Any]])?.first?["digest"] as? String)
+        }
+        func fetch(_ name: String, _ d: String) throws -> (Bool, RunResult) {
+            let r = try runCommand(["bash", "-c", "curl -sS --fail \(m.base)/v2/\(name)/blobs/\(d) | sha256sum"])
+            return (r.stdout.hasPrefix(String(d.dropFirst(7))), r)
+        }
+        for i in 0..<3 { XCTAssertTrue(try fetch("team/old\(i)", layer("team/old\(i)")).0) }
+        // 6 MB used of 8: the next 4 MB blob hits ENOSPC, evicts, and completes.
+        let (ok, r) = try fetch("team/new", layer("team/new"))
+        XCTAssertTrue(ok, r.stdout + r.stderr + m.log)
+        XCTAssertTrue(m.log.contains("cache disk full: evicted to make room"), m.log)
+        // Bigger than the whole disk: the client is cut, nothing truncated stays.
+        let huge = try layer("team/huge")
+        let (hugeOK, _) = try fetch("team/huge", huge)
+        XCTAssertFalse(hugeOK)
+        XCTAssertTrue(m.log.contains("transfer abandoned, nothing cached"), m.log)
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: "\(cache)/tmp")) ?? ["?"], [])
+        XCTAssertEqual(try runCommand([try anchorageBinary(), "verify", "--config", m.dir.file("mirror.conf")]).status, 0)
+        XCTAssertEqual(try curl(["\(m.base)/healthz"]).stdout, "ok\n")
+        // Space returns: the same request now succeeds.
+        XCTAssertEqual(try runCommand(["mount", "-o", "remount,size=64m", cache]).status, 0)
+        XCTAssertTrue(try fetch("team/huge", huge).0)
+    }
+}

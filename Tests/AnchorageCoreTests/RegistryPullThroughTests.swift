@@ -264,12 +264,12 @@ final class RegistryPullThroughTests: XCTestCase {
         XCTAssertEqual(try skopeo(["inspect", "--raw", "--tls-verify=false", "docker://127.0.0.1:\(edge.port)/team/app:v1"]).stdout, direct)
     }
 
-    func testKill9DuringPullsLeavesOnlyVerifiedEntries() throws {
+    func testKill9During20ConcurrentPullsLeavesOnlyVerifiedEntries() throws {
         let up = try UpstreamRegistry(self)
         try up.push(name: "team/big", tag: "v1", layers: 4, layerSize: 40_000_000)
         var m = try mirror(up)
         let script = """
-        for i in $(seq 1 8); do
+        for i in $(seq 1 20); do
           skopeo copy --quiet --src-tls-verify=false docker://127.0.0.1:\(m.port)/team/big:v1 dir:\(m.dir.path)/pull.$i >/dev/null 2>&1 &
         done
         sleep 0.7

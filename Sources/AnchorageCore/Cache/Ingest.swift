@@ -47,6 +47,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     private var flushed: Int64 = 0
     private var flushAt = 128 * 1024
     private var chunks = 0
+    private var evictedForSpace = false     // fetch thread only
     static let spoolCapacity = 1 << 20
     private let state = Mutex(State())
     let counters: Counters
@@ -186,8 +187,17 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             let n = pwrite(fd, spool.baseAddress! + done, spooled - done, off_t(flushed) + off_t(done))
             if n < 0 {
                 if errno == EINTR { continue }
+                // Disk full: make room once by evicting least recently used
+                // (unpinned) entries, then go on; otherwise fail cleanly below.
+                if errno == ENOSPC || errno == EDQUOT, !evictedForSpace {
+                    evictedForSpace = true
+                    let remaining = state.withLock { $0.length } - flushed
+                    let freed = store.index.evict(downTo: max(0, store.index.totalBytes - remaining))
+                    Log.warn("cache disk full: evicted to make room", ["digest": digest.description, "needed": "\(remaining)", "freed": "\(freed)"])
+                    if freed > 0 { continue }
+                }
                 let why = String(cString: strerror(errno))
-                Log.error("cache write failed", ["digest": digest.description, "error": why])
+                Log.error("cache write failed; transfer abandoned, nothing cached", ["digest": digest.description, "error": why])
                 fail(.protocolError("cache write failed: \(why)"))
                 return false
             }
