@@ -448,7 +448,9 @@ struct FlowParser {
                 if s[i] == "]" { i += 1; break }
                 items.append(YAMLNode(value: try parseValue(), firstLine: line - 1, endLine: line))
                 skipSpace()
-                if i < s.count, s[i] == "," { i += 1 }
+                // Each item must be followed by ',' or ']' (a stray '}' once looped forever).
+                guard i < s.count else { throw YAMLError(line: line, message: "unterminated [") }
+                if s[i] == "," { i += 1 } else if s[i] != "]" { throw YAMLError(line: line, message: "expected ',' or ']' in flow sequence") }
             }
             return .sequence(items)
         case "{":
@@ -467,7 +469,8 @@ struct FlowParser {
                 }
                 pairs.append(YAMLPair(key: key, keyLine: line - 1, keyColumn: 0, node: YAMLNode(value: value, firstLine: line - 1, endLine: line)))
                 skipSpace()
-                if i < s.count, s[i] == "," { i += 1 }
+                guard i < s.count else { throw YAMLError(line: line, message: "unterminated {") }
+                if s[i] == "," { i += 1 } else if s[i] != "}" { throw YAMLError(line: line, message: "expected ',' or '}' in flow mapping") }
             }
             return .mapping(pairs)
         default:
