@@ -78,7 +78,7 @@ public struct Config: Sendable {
             if let r = singletons[schema.kind] { return r }
             return try SectionReader(schema: schema, section: ConfigSection(kind: schema.kind, name: nil, line: 0, entries: []), file: file)
         }
-        let server = ServerConfig(try reader(ServerConfig.schema))
+        let server = try ServerConfig(try reader(ServerConfig.schema))
         let cache = CacheConfig(try reader(CacheConfig.schema))
         let log = LogConfig(try reader(LogConfig.schema))
         let upstream = UpstreamConfig(try reader(UpstreamConfig.schema))

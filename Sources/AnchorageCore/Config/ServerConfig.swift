@@ -8,6 +8,9 @@ public struct ServerConfig: Sendable, Equatable {
     public var shutdownGrace: ConfigDuration
     public var accessLog: Bool
     public var allow: [AddressRange]
+    public var tlsListen: [ListenAddress]
+    public var tlsCert: String?
+    public var tlsKey: String?
 
     static let schema = SectionSchema(kind: "server", named: false, keys: [
         ConfigKey("listen", .listen, default: "0.0.0.0:5000", repeatable: true, help: "address to listen on; repeat for several ([::]:5000, 127.0.0.1:5000)"),
@@ -18,10 +21,26 @@ public struct ServerConfig: Sendable, Equatable {
         ConfigKey("shutdown_grace", .duration, default: "10s", help: "on SIGTERM/SIGINT, in-flight responses get this long to finish"),
         ConfigKey("access_log", .bool, default: "true", help: "one logfmt line per request on stderr"),
         ConfigKey("allow", .cidr, repeatable: true, help: "client addresses served (CIDR, repeatable); others get 403; default: everyone"),
+        ConfigKey("tls_listen", .listen, repeatable: true, help: "address to serve HTTPS on (repeatable; needs tls_cert and tls_key)"),
+        ConfigKey("tls_cert", .path, help: "PEM certificate chain for tls_listen; reloaded on SIGHUP"),
+        ConfigKey("tls_key", .path, help: "PEM private key for tls_cert; reloaded on SIGHUP"),
     ])
 
-    init(_ r: SectionReader) {
+    init(_ r: SectionReader) throws(ConfigError) {
         listen = r.all("listen").compactMap(ListenAddress.init(parsing:))
+        tlsListen = r.section.entries.filter { $0.key == "tls_listen" }.compactMap { ListenAddress(parsing: $0.value) }
+        tlsCert = r.string("tls_cert")
+        tlsKey = r.string("tls_key")
+        if !tlsListen.isEmpty && (tlsCert == nil || tlsKey == nil) {
+            throw r.error("tls_listen", "tls_listen needs tls_cert and tls_key")
+        }
+        if let cert = tlsCert, let key = tlsKey {
+            do {
+                _ = try TLSContext(certPath: cert, keyPath: key)
+            } catch {
+                throw r.error("tls_cert", "\(error)")
+            }
+        }
         workers = r.int("workers")
         headerTimeout = r.duration("header_timeout")
         idleTimeout = r.duration("idle_timeout")
@@ -39,7 +58,8 @@ public struct ServerConfig: Sendable, Equatable {
             ("send_timeout", sendTimeout.description),
             ("shutdown_grace", shutdownGrace.description),
             ("access_log", "\(accessLog)"),
-        ] + allow.map { ("allow", $0.description) }
+        ] + allow.map { ("allow", $0.description) } + tlsListen.map { ("tls_listen", $0.description) }
+            + (tlsCert.map { [("tls_cert", $0)] } ?? []) + (tlsKey.map { [("tls_key", $0)] } ?? [])
     }
 }
 

@@ -19,6 +19,15 @@ public enum Daemon {
         options.idleTimeoutMillis = UInt64(config.server.idleTimeout.milliseconds)
         options.sendTimeoutMillis = UInt64(config.server.sendTimeout.milliseconds)
         options.accessLog = config.server.accessLog
+        options.tlsListen = config.server.tlsListen
+        if let cert = config.server.tlsCert, let key = config.server.tlsKey, !config.server.tlsListen.isEmpty {
+            do {
+                options.tls = try TLSContext(certPath: cert, keyPath: key)
+            } catch {
+                Log.error("cannot load TLS certificate", ["error": "\(error)"])
+                return 1
+            }
+        }
 
         let mirror = Mirror(config: config)
         mirror.prepare()
@@ -41,6 +50,9 @@ public enum Daemon {
         for addr in server.boundAddresses {
             Log.info("listening", ["addr": addr.description])
         }
+        for addr in server.boundTLSAddresses {
+            Log.info("listening", ["addr": addr.description, "tls": "true"])
+        }
         for exposed in config.exposedCredentials {
             Log.warn("UPSTREAM CREDENTIALS EXPOSED: \(exposed) has credentials but clients need none; anyone who can reach this mirror pulls with them. Set [auth] htpasswd or [server] allow.", ["section": exposed])
         }
@@ -59,6 +71,21 @@ public enum Daemon {
             src.setEventHandler { stop.signal() }
             src.resume()
             sources.append(src)
+        }
+        // SIGHUP: reload the TLS certificate and key (new connections use them).
+        if let tls = options.tls {
+            signal(SIGHUP, SIG_IGN)
+            let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: signalQueue)
+            hup.setEventHandler {
+                do {
+                    try tls.reload()
+                    Log.info("TLS certificate reloaded", ["cert": tls.certPath])
+                } catch {
+                    Log.error("TLS reload failed; keeping the previous certificate", ["error": "\(error)"])
+                }
+            }
+            hup.resume()
+            sources.append(hup)
         }
         stop.wait()
         Log.info("shutting down", ["grace": config.server.shutdownGrace.description, "open_connections": "\(server.openConnections)"])

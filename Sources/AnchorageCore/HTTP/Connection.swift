@@ -1,4 +1,5 @@
 import CLinux
+import COpenSSL
 import Glibc
 
 /// One client connection: an explicit state machine driven by its loop.
@@ -42,7 +43,15 @@ final class Connection: EventHandler, @unchecked Sendable {
         var cacheStatus: String?
     }
 
-    init(fd: Int32, peer: PeerAddress, context: LoopContext) {
+    /// The TLS session on a `tls_listen` connection (OpenSSL SSL*), else nil.
+    private var tls: OpaquePointer?
+    /// Under TLS a file body cannot go out with sendfile: chunks are read
+    /// into this buffer and encrypted from it; `staged` bytes wait to be written.
+    private var staging: UnsafeMutableRawBufferPointer?
+    private var staged = 0, stagedSent = 0
+
+    init(fd: Int32, peer: PeerAddress, context: LoopContext, tls: OpaquePointer? = nil) {
+        self.tls = tls
         self.fd = fd
         self.peer = peer
         self.loop = context.loop
@@ -56,10 +65,10 @@ final class Connection: EventHandler, @unchecked Sendable {
     func handleEvent(_ events: UInt32) {
         switch state {
         case .reading:
-            if events & EV_IN != 0 || events & EV_ERR != 0 { readAvailable() }
+            if events & EV_IN != 0 || events & EV_ERR != 0 || (tls != nil && events & EV_OUT != 0) { readAvailable() }
         case .writing:
             if events & EV_ERR != 0 && events & EV_OUT == 0 { close(); return }
-            if events & EV_OUT != 0 { continueWriting() }
+            if events & EV_OUT != 0 || (tls != nil && events & EV_IN != 0) { continueWriting() }
         case .handling:
             if events & EV_ERR != 0 { close() }
         case .closed:
@@ -83,7 +92,21 @@ final class Connection: EventHandler, @unchecked Sendable {
     private func readAvailable() {
         let scratch = context.scratch
         while state == .reading {
-            let n = recv(fd, scratch.baseAddress, scratch.count, 0)
+            let n: Int
+            if let ssl = tls {
+                let r = SSL_read(ssl, scratch.baseAddress, Int32(scratch.count))
+                if r <= 0 {
+                    switch SSL_get_error(ssl, r) {
+                    case SSL_ERROR_WANT_READ: setInterest(EV_IN)
+                    case SSL_ERROR_WANT_WRITE: setInterest(EV_IN | EV_OUT)   // handshake output blocked
+                    default: close()
+                    }
+                    return
+                }
+                n = Int(r)
+            } else {
+                n = recv(fd, scratch.baseAddress, scratch.count, 0)
+            }
             if n > 0 {
                 if pending.isEmpty {
                     // A new request starts: it gets the header timeout.
@@ -91,7 +114,7 @@ final class Connection: EventHandler, @unchecked Sendable {
                 }
                 pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
                 parseBuffered()
-                if n < scratch.count { return }
+                if n < scratch.count && tls == nil { return }
             } else if n == 0 {
                 close()
                 return
@@ -177,11 +200,11 @@ final class Connection: EventHandler, @unchecked Sendable {
             if out.headSent < out.head.count {
                 let more: Int32 = { if case .empty = out.body { return 0 } else { return Int32(MSG_MORE) } }()
                 let n = out.head.withUnsafeBytes { p in
-                    send(fd, p.baseAddress! + out.headSent, p.count - out.headSent, Int32(MSG_NOSIGNAL) | more)
+                    sendBytes(UnsafeRawBufferPointer(rebasing: p[out.headSent...]), flags: more)
                 }
                 if n < 0 {
-                    if errno == EAGAIN { waitWritable(); return }
-                    if errno == EINTR { continue }
+                    if n == -1 { waitWritable(); return }
+                    if n == -3 { continue }
                     close(); return
                 }
                 out.headSent += n
@@ -194,11 +217,10 @@ final class Connection: EventHandler, @unchecked Sendable {
                 return
             case .file(let file, let offset, let length):
                 if out.bodySent >= length { finishResponse(); return }
-                var off = offset + out.bodySent
-                let n = anch_sendfile(fd, file.fd, &off, Int(min(length - out.bodySent, 1 << 30)))
+                let n = sendFromFile(file.fd, at: offset + out.bodySent, count: min(length - out.bodySent, 1 << 30))
                 if n < 0 {
-                    if errno == EAGAIN { waitWritable(); return }
-                    if errno == EINTR { continue }
+                    if n == -1 { waitWritable(); return }
+                    if n == -3 { continue }
                     close(); return
                 }
                 if n == 0 { close(); return }   // file shorter than promised: never pad
@@ -226,17 +248,57 @@ final class Connection: EventHandler, @unchecked Sendable {
                     }
                     continue
                 }
-                var off = position
-                let n = anch_sendfile(fd, source.fd, &off, Int(limit - position))
+                let n = sendFromFile(source.fd, at: position, count: limit - position)
                 if n < 0 {
-                    if errno == EAGAIN { waitWritable(); return }
-                    if errno == EINTR { continue }
+                    if n == -1 { waitWritable(); return }
+                    if n == -3 { continue }
                     close(); return
                 }
                 if n == 0 { close(); return }
                 out.bodySent += Int64(n)
             }
         }
+    }
+
+    // MARK: I/O primitives (plain socket or TLS)
+
+    /// Sends from `bytes`; returns the count sent, or -1 would block,
+    /// -2 failed, -3 interrupted.
+    private func sendBytes(_ bytes: UnsafeRawBufferPointer, flags: Int32) -> Int {
+        guard bytes.count > 0 else { return 0 }
+        if let ssl = tls {
+            let r = SSL_write(ssl, bytes.baseAddress, Int32(min(bytes.count, Int(Int32.max))))
+            if r > 0 { return Int(r) }
+            let e = SSL_get_error(ssl, r)
+            return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? -1 : -2
+        }
+        let n = send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL) | flags)
+        if n >= 0 { return n }
+        return errno == EAGAIN ? -1 : errno == EINTR ? -3 : -2
+    }
+
+    /// Sends up to `count` bytes of a file from `offset`: sendfile(2) in the
+    /// clear; under TLS through a 64 KiB staging buffer (a staged chunk is
+    /// retried as it is until OpenSSL took it, as SSL_write requires).
+    private func sendFromFile(_ file: Int32, at offset: Int64, count: Int64) -> Int {
+        guard tls != nil else {
+            var off = offset
+            let n = anch_sendfile(fd, file, &off, Int(count))
+            if n >= 0 { return n == 0 ? -2 : n }
+            return errno == EAGAIN ? -1 : errno == EINTR ? -3 : -2
+        }
+        if staging == nil { staging = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16) }
+        guard let buf = staging else { return -2 }
+        if stagedSent >= staged {
+            let want = Int(min(count, Int64(buf.count)))
+            let r = pread(file, buf.baseAddress, want, off_t(offset))
+            if r <= 0 { return r == 0 ? -2 : (errno == EINTR ? -3 : -2) }
+            staged = r
+            stagedSent = 0
+        }
+        let n = sendBytes(UnsafeRawBufferPointer(rebasing: buf[stagedSent..<staged]), flags: 0)
+        if n > 0 { stagedSent += n }
+        return n
     }
 
     private func resumeAfterWake(generation g: Int) {
@@ -263,6 +325,8 @@ final class Connection: EventHandler, @unchecked Sendable {
         deadline = monotonicMillis() + (pending.isEmpty ? context.options.idleTimeoutMillis : context.options.headerTimeoutMillis)
         setInterest(EV_IN)
         parseBuffered()
+        // Decrypted bytes OpenSSL already holds never raise EPOLLIN again.
+        if state == .reading, let ssl = tls, SSL_has_pending(ssl) == 1 { readAvailable() }
     }
 
     private func sendErrorAndClose(_ status: HTTPStatus, _ reason: String) {
@@ -306,6 +370,13 @@ final class Connection: EventHandler, @unchecked Sendable {
         state = .closed
         generation += 1
         loop.unregister(fd)
+        if let ssl = tls {
+            _ = SSL_shutdown(ssl)
+            SSL_free(ssl)
+            tls = nil
+        }
+        staging?.deallocate()
+        staging = nil
         Glibc.close(fd)
         context.remove(self)
         out = Outgoing()

@@ -4,6 +4,9 @@ import Synchronization
 
 public struct HTTPServerOptions: Sendable {
     public var listen: [ListenAddress]
+    /// Addresses served over TLS with `tls`.
+    public var tlsListen: [ListenAddress] = []
+    public var tls: TLSContext?
     public var loops: Int
     public var headerTimeoutMillis: UInt64 = 10_000
     public var idleTimeoutMillis: UInt64 = 60_000
@@ -29,6 +32,7 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     let dates = HTTPDateCache()
     private(set) var connections: [Int32: Connection] = [:]
     var listeners: [Int32] = []
+    var tlsListeners: Set<Int32> = []
     private(set) var draining = false
     /// A spare fd released when accept hits EMFILE, so the pending connection
     /// can be accepted and closed instead of spinning on a readable listener.
@@ -53,7 +57,15 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     func handleEvent(_ events: UInt32) {
         for l in listeners {
             while let (fd, peer) = Socket.accept(l) ?? acceptAfterEMFILE(l) {
-                let c = Connection(fd: fd, peer: peer, context: self)
+                var session: OpaquePointer?
+                if tlsListeners.contains(l) {
+                    session = options.tls?.newSession(fd: fd)
+                    if session == nil {
+                        Glibc.close(fd)
+                        continue
+                    }
+                }
+                let c = Connection(fd: fd, peer: peer, context: self, tls: session)
                 connections[fd] = c
                 openConnections.add(1, ordering: .relaxed)
                 loop.register(fd, events: EV_IN, c)
@@ -103,6 +115,7 @@ public final class HTTPServer: @unchecked Sendable {
     private var contexts: [LoopContext] = []
     private var threads: [Thread] = []
     public private(set) var boundAddresses: [ListenAddress] = []
+    public private(set) var boundTLSAddresses: [ListenAddress] = []
 
     public init(options: HTTPServerOptions, handler: any HTTPHandler) {
         self.options = options
@@ -117,15 +130,20 @@ public final class HTTPServer: @unchecked Sendable {
             let loop = try EventLoop(index: i)
             contexts.append(LoopContext(loop: loop, options: options, handler: handler))
         }
-        for addr in options.listen {
+        for (addr, secure) in options.listen.map({ ($0, false) }) + options.tlsListen.map({ ($0, true) }) {
             var port = addr.port
             for (i, ctx) in contexts.enumerated() {
                 let fd = try Socket.listen(host: addr.host, port: port, reusePort: true)
                 if i == 0 && port == 0 { port = Socket.boundPort(fd) }
                 ctx.listeners.append(fd)
+                if secure { ctx.tlsListeners.insert(fd) }
                 ctx.loop.register(fd, events: EV_IN, ctx)
             }
-            boundAddresses.append(ListenAddress(host: addr.host, port: port))
+            if secure {
+                boundTLSAddresses.append(ListenAddress(host: addr.host, port: port))
+            } else {
+                boundAddresses.append(ListenAddress(host: addr.host, port: port))
+            }
         }
         for ctx in contexts {
             let loop = ctx.loop

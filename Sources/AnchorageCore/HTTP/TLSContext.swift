@@ -1,0 +1,62 @@
+import COpenSSL
+import Synchronization
+
+/// The server's TLS settings (OpenSSL): TLS 1.2 and newer with OpenSSL's
+/// default modern cipher list, no renegotiation. The certificate and key are
+/// loaded into a new SSL_CTX on `reload` (SIGHUP); connections accepted after
+/// that use it, established ones keep theirs.
+public final class TLSContext: @unchecked Sendable {
+    public let certPath: String
+    public let keyPath: String
+    private let current = Mutex<Int>(0)   // SSL_CTX* bit pattern
+
+    public struct LoadError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public init(certPath: String, keyPath: String) throws {
+        self.certPath = certPath
+        self.keyPath = keyPath
+        try reload()
+    }
+
+    public func reload() throws {
+        guard let ctx = SSL_CTX_new(TLS_server_method()) else { throw LoadError(description: "SSL_CTX_new failed") }
+        _ = anch_ssl_ctx_min_tls12(ctx)
+        _ = anch_ssl_ctx_no_renegotiation(ctx)
+        guard SSL_CTX_use_certificate_chain_file(ctx, certPath) == 1 else {
+            SSL_CTX_free(ctx)
+            throw LoadError(description: "cannot load certificate chain \(certPath): \(TLSContext.lastError())")
+        }
+        guard SSL_CTX_use_PrivateKey_file(ctx, keyPath, SSL_FILETYPE_PEM) == 1, SSL_CTX_check_private_key(ctx) == 1 else {
+            SSL_CTX_free(ctx)
+            throw LoadError(description: "cannot load private key \(keyPath) (or it does not match the certificate): \(TLSContext.lastError())")
+        }
+        let old = current.withLock { c -> Int in
+            let o = c
+            c = Int(bitPattern: UnsafeRawPointer(ctx))
+            return o
+        }
+        // SSL objects hold their own reference to the context, so the old one
+        // can be released now.
+        if old != 0, let p = OpaquePointer(bitPattern: old) { SSL_CTX_free(p) }
+    }
+
+    /// A new server-side session on `fd`.
+    func newSession(fd: Int32) -> OpaquePointer? {
+        let ctx = current.withLock { $0 }
+        guard let c = OpaquePointer(bitPattern: ctx), let ssl = SSL_new(c) else { return nil }
+        SSL_set_fd(ssl, fd)
+        SSL_set_accept_state(ssl)
+        _ = anch_ssl_set_modes(ssl)
+        return ssl
+    }
+
+    static func lastError() -> String {
+        let e = ERR_get_error()
+        guard e != 0 else { return "unknown error" }
+        var buf = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(e, &buf, 256)
+        return stringFromCBuffer(buf)
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import Glibc
+import XCTest
+
+/// HTTPS with OpenSSL on the same event loop.
+final class TLSTests: XCTestCase {
+    private func makeCert(_ dir: TempDir, _ name: String) throws {
+        let r = try runCommand(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                                "-keyout", dir.file("\(name).key"), "-out", dir.file("\(name).crt"),
+                                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    func testHTTPSServesPullsAndReloadsOnSIGHUP() throws {
+        let dir = TempDir(self)
+        try makeCert(dir, "one")
+        try makeCert(dir, "two")
+        try FileManager.default.copyItem(atPath: dir.file("one.crt"), toPath: dir.file("tls.crt"))
+        try FileManager.default.copyItem(atPath: dir.file("one.key"), toPath: dir.file("tls.key"))
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 2, layerSize: 3_000_000)
+        let m = try AnchorageServer(self, serverKeys: "tls_listen = 127.0.0.1:0\ntls_cert = \(dir.file("tls.crt"))\ntls_key = \(dir.file("tls.key"))\n",
+                                    config: "[registry \"up.test\"]\nurl = \(up.url)\n", dir: dir)
+        let line = try XCTUnwrap(m.log.split(separator: "\n").first { $0.contains("tls=true") })
+        let port = try XCTUnwrap(line.split(separator: " ").first { $0.hasPrefix("addr=") }?.split(separator: ":").last)
+        let base = "https://127.0.0.1:\(port)"
+
+        // Keep-alive over TLS; a cold (streamed) and a warm (file) blob, byte-exact.
+        let r = try curl(["-v", "--cacert", dir.file("one.crt"), "\(base)/v2/", "\(base)/healthz"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("Re-using existing connection"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("TLSv1.3") || r.stderr.contains("TLSv1.2"), r.stderr)
+        let manifest = try curl(["--cacert", dir.file("one.crt"), "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(base)/v2/team/app/manifests/v1"]).stdout
+        let layer = try XCTUnwrap(((try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])?["layers"] as? [[String: Any]])?.first?["digest"] as? String)
+        for _ in 0..<2 {
+            let sum = try runCommand(["bash", "-c", "curl -sS --fail --cacert \(dir.file("one.crt")) \(base)/v2/team/app/blobs/\(layer) | sha256sum"])
+            XCTAssertTrue(sum.stdout.hasPrefix(String(layer.dropFirst(7))), sum.stdout + sum.stderr)
+        }
+        // Old protocol versions are refused.
+        XCTAssertNotEqual(try curl(["--cacert", dir.file("one.crt"), "--tls-max", "1.1", "\(base)/v2/"]).status, 0)
+        // A real client over HTTPS.
+        let certs = dir.file("certs.d")
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: dir.file("one.crt"), toPath: "\(certs)/ca.crt")
+        let sk = try runCommand(["skopeo", "copy", "--quiet", "--src-cert-dir", certs, "docker://127.0.0.1:\(port)/team/app:v1", "dir:\(dir.file("pulled"))"], timeout: 120)
+        XCTAssertEqual(sk.status, 0, sk.stderr)
+        // Plain HTTP stays available on `listen`.
+        XCTAssertEqual(try curl(["\(m.base)/healthz"]).stdout, "ok\n")
+
+        // SIGHUP: a new certificate for new connections.
+        try? FileManager.default.removeItem(atPath: dir.file("tls.crt"))
+        try? FileManager.default.removeItem(atPath: dir.file("tls.key"))
+        try FileManager.default.copyItem(atPath: dir.file("two.crt"), toPath: dir.file("tls.crt"))
+        try FileManager.default.copyItem(atPath: dir.file("two.key"), toPath: dir.file("tls.key"))
+        kill(m.proc.process.processIdentifier, SIGHUP)
+        XCTAssertTrue(m.proc.waitForLog("TLS certificate reloaded", timeout: 10), m.log)
+        XCTAssertEqual(try curl(["--cacert", dir.file("two.crt"), "\(base)/healthz"]).stdout, "ok\n")
+        XCTAssertNotEqual(try curl(["--cacert", dir.file("one.crt"), "\(base)/healthz"]).status, 0)
+    }
+
+    func testBadCertificateIsAConfigError() throws {
+        let dir = TempDir(self)
+        let conf = dir.write("c.conf", "[server]\ntls_listen = 127.0.0.1:0\ntls_cert = \(dir.write("bad.crt", "not a cert"))\ntls_key = \(dir.write("bad.key", "nope"))\n")
+        let r = try runCommand([try anchorageBinary(), "check-config", "--config", conf])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("c.conf:3:") && r.stderr.contains("certificate"), r.stderr)
+        let missing = try runCommand([try anchorageBinary(), "check-config", "--config", dir.write("d.conf", "[server]\ntls_listen = 127.0.0.1:0\n")])
+        XCTAssertTrue(missing.stderr.contains("needs tls_cert and tls_key"), missing.stderr)
+    }
+}
