@@ -48,6 +48,7 @@ final class FaultTests: XCTestCase {
         let cases: [(String, (RunResult) -> Bool)] = [
             ("close_mid", { $0.status != 0 }),
             ("short", { $0.status != 0 }),
+            ("more", { $0.status != 0 }),
             ("stall", { $0.status != 0 }),
             ("wrong_bytes", { $0.status != 0 }),
             ("status:500", { $0.stdout.hasSuffix(" 503") }),

@@ -9,6 +9,7 @@ misbehave until the next change:
   ok            behave
   close_mid     send half the body, then close the connection
   short         Content-Length N, send N-1000 bytes, close
+  more          Content-Length N-1000, then all N bytes (a lying length)
   stall         send half, then stop sending (longer than the stall timeout)
   wrong_bytes   right length, one byte changed
   status:CODE   answer CODE (500, 502, 503, 429); status:429:retry adds Retry-After: 7
@@ -58,7 +59,7 @@ class H(BaseHTTPRequestHandler):
             body = bytes(body)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) - 1000 if mode == "more" else len(body)))
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
@@ -70,6 +71,10 @@ class H(BaseHTTPRequestHandler):
             return
         if mode == "short":
             self.wfile.write(body[:-1000]); self.wfile.flush()
+            self.close_connection = True
+            return
+        if mode == "more":
+            self.wfile.write(body); self.wfile.flush()
             self.close_connection = True
             return
         if mode == "stall":

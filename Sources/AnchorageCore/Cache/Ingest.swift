@@ -48,6 +48,8 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     private var flushAt = 128 * 1024
     private var chunks = 0
     private var evictedForSpace = false     // fetch thread only
+    /// The content's digest, settled when its last byte arrives (fetch thread).
+    private var computed: Digest?
     static let spoolCapacity = 1 << 20
     private let state = Mutex(State())
     let counters: Counters
@@ -138,6 +140,9 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
 
     // MARK: TransferSink (fetch thread)
 
+    /// A body that did not hash right may have come with a lying length.
+    var keepConnection: Bool { computed == nil || computed == digest }
+
     func begin(status: Int, headers: HTTPHeaders) -> Bool {
         upstreamStatus = status
         upstreamHeaders = headers
@@ -166,6 +171,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
         }
         chunks += 1
         hasher.update(chunk)
+        if flushed + Int64(spooled) + Int64(chunk.count) == length { computed = hasher.finish() }
         var offset = 0
         while offset < chunk.count {
             let n = min(chunk.count - offset, Ingest.spoolCapacity - spooled)
@@ -244,7 +250,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             fail(.protocolError("upstream sent \(written) of \(length) bytes"))
             return
         }
-        let actual = hasher.finish()
+        let actual = computed ?? hasher.finish()
         guard actual == digest else {
             counters.recordMismatch(source: upstreamName, expected: digest.description, actual: actual.description)
             Log.error("digest mismatch: blob discarded", ["upstream": upstreamName, "expected": digest.description, "actual": actual.description, "bytes": "\(written)"])

@@ -8,6 +8,13 @@ protocol TransferSink: AnyObject {
     func begin(status: Int, headers: HTTPHeaders) -> Bool
     /// A chunk of the body. Return false to abort the transfer.
     func write(_ chunk: UnsafeRawBufferPointer) -> Bool
+    /// False when the body failed verification: the connection may carry
+    /// bytes beyond a lying Content-Length and must not be reused.
+    var keepConnection: Bool { get }
+}
+
+extension TransferSink {
+    var keepConnection: Bool { true }
 }
 
 /// Collects a small body in memory, up to a limit (manifests, tokens, tags).
@@ -128,8 +135,9 @@ final class CurlClient: Sendable {
         } else {
             result = .failure(CurlClient.classify(rc, ctx.errorBuffer))
         }
-        // A handle whose transfer broke may hold a dead connection; drop it.
-        if rc == CURLE_OK { giveBack(h) } else { curl_easy_cleanup(h) }
+        // A handle whose transfer broke, or whose body failed verification,
+        // may hold a dead or polluted connection: drop it.
+        if rc == CURLE_OK && sink.keepConnection { giveBack(h) } else { curl_easy_cleanup(h) }
         return result
     }
 

@@ -140,6 +140,8 @@ private final class AuthGate: TransferSink {
     func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
         swallowing ? false : inner.write(chunk)
     }
+
+    var keepConnection: Bool { inner.keepConnection }
 }
 
 func urlQueryEscape(_ s: String) -> String {
