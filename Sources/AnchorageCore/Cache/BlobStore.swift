@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// Content-addressed files. A file at `layout.blob(d)` always holds bytes
 /// whose digest is `d`: the only way in is `commit`, after verification,
@@ -7,6 +8,8 @@ import Glibc
 public final class BlobStore: Sendable {
     public let layout: CacheLayout
     public let index: CacheIndex
+    /// Media types of manifests, memoised (they never change for a digest).
+    private let mediaTypes = Mutex<[Digest: String]>([:])
 
     public init(layout: CacheLayout, index: CacheIndex) {
         self.layout = layout
@@ -58,8 +61,13 @@ public final class BlobStore: Sendable {
     }
 
     func mediaType(_ d: Digest) -> String? {
+        if let t = mediaTypes.withLock({ $0[d] }) { return t }
         guard let data = FileManager.default.contents(atPath: layout.mediaType(d)),
               let s = String(data: data, encoding: .utf8), !s.isEmpty else { return nil }
+        mediaTypes.withLock { m in
+            if m.count > 100_000 { m.removeAll() }
+            m[d] = s
+        }
         return s
     }
 

@@ -144,6 +144,12 @@ final class ManifestService: Sendable {
         return r
     }
 
+    /// A manifest by digest from the cache, or nil: no upstream, no blocking
+    /// beyond an open and a small read, so the loop can answer it directly.
+    func cachedByDigest(_ d: Digest) -> HTTPResponse? {
+        cachedResponse(d, mediaType: nil, cache: "hit")
+    }
+
     private func cachedResponse(_ d: Digest, mediaType: String?, cache: String) -> HTTPResponse? {
         guard let f = store.open(d) else { return nil }
         let type = mediaType ?? store.mediaType(d) ?? ManifestService.mediaType(nil, store.readAll(d, limit: ManifestService.maxManifestBytes) ?? [])

@@ -29,6 +29,10 @@ final class RegistryHandler: Sendable {
             case .blob(let name, let digest):
                 blobs.serve(upstream, name, digest, method: request.method, responder)
             case .manifest(let name, let ref):
+                // Digests never revalidate: a cached one needs no worker thread.
+                if case .digest(let d) = ref, let hit = manifests.cachedByDigest(d) {
+                    return responder.respond(hit)
+                }
                 let accept = request.headers.all("Accept").joined(separator: ", ")
                 pool.submit { [manifests] in
                     responder.respond(manifests.get(upstream, name, ref, accept: accept.isEmpty ? nil : accept))
