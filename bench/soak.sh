@@ -69,6 +69,12 @@ PY
 kill "$FLAPPER" 2>/dev/null || true
 sleep 2
 rss1=$(rss); fds1=$(fds)
+# What the remaining descriptors are: idle upstream connections kept by the
+# libcurl handle pool (bounded) versus anything else.
+up_conns=$(ss -tn "( dport = :$UP )" 2>/dev/null | tail -n +2 | awk '$1 != "TIME-WAIT"' | wc -l)
+up_states=$(ss -tn "( dport = :$UP )" 2>/dev/null | tail -n +2 | awk '$1 != "TIME-WAIT" {print $1}' | sort | uniq -c | tr -s ' ' | tr '\n' ',')
+client_conns=$(ss -tn state established "( sport = :$AP )" 2>/dev/null | tail -n +2 | wc -l)
+fd_kinds=$(ls -l "/proc/$PID/fd" | awk 'NR>1 {print $NF}' | sed -E 's/[0-9]+/N/g; s#^/.*/(cache|tmp)/.*#\1-file#' | sort | uniq -c | awk '{printf "%s %s; ", $1, $2}')
 kill "$PID"; wait "$PID" 2>/dev/null || true
 verify=$(.build/release/anchorage verify --config "$BENCH_TMP/cache.conf" | tail -1)
 out="bench/results/soak-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -77,5 +83,7 @@ out="bench/results/soak-$(date -u +%Y%m%dT%H%M%SZ).txt"
     python3 -c "import json,sys; c=json.load(open(sys.argv[1])); [print(f'{k:<40} {v}') for k,v in sorted(c.items())]; print(f'{\"requests total\":<40} {sum(c.values())}')" "$BENCH_TMP/load.json"
     printf '%-40s %s -> %s KiB\n' "RSS start -> end" "$rss0" "$rss1"
     printf '%-40s %s -> %s\n' "open fds start -> end (load stopped)" "$fds0" "$fds1"
+    printf '%-40s %s to the upstream (%s), %s from clients\n' "  sockets at the end" "$up_conns" "$up_states" "$client_conns"
+    printf '%-40s %s\n' "  descriptors at the end" "$fd_kinds"
     printf '%-40s %s\n' "anchorage verify" "$verify"
 } | tee "$out"

@@ -109,6 +109,9 @@ final class CurlClient: Sendable {
         _ = anch_setopt_long(h, CURLOPT_LOW_SPEED_TIME, options.stallTimeoutSeconds)
         _ = anch_setopt_long(h, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         _ = anch_setopt_long(h, CURLOPT_BUFFERSIZE, 512 * 1024)
+        // Each pooled handle keeps at most two idle connections: the pool
+        // (≤ 32 handles) bounds the mirror's upstream sockets.
+        _ = anch_setopt_long(h, CURLOPT_MAXCONNECTS, 2)
         _ = anch_setopt_str(h, CURLOPT_USERAGENT, "anchorage/\(Version.string)")
         _ = anch_setopt_slist(h, CURLOPT_HTTPHEADER, list)
         if method == "HEAD" {
