@@ -3,6 +3,9 @@
 BENCH_PIDS=()
 track() { BENCH_PIDS+=("$1"); }
 bench_cleanup() {
+    # Processes started in $(…) subshells (start_anchorage) cannot add to
+    # BENCH_PIDS; they are found by their config path under BENCH_TMP.
+    [ -n "${BENCH_TMP:-}" ] && pkill -f "$BENCH_TMP/" 2>/dev/null || true
     for p in "${BENCH_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     for p in "${BENCH_PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
     [ -n "${BENCH_TMP:-}" ] && rm -rf "$BENCH_TMP"

@@ -5,6 +5,23 @@ import Glibc
 /// SIGTERM/SIGINT, then drains.
 public enum Daemon {
     public static func run(config: Config) -> Int32 {
+        // Signals first, before any thread exists: libdispatch reads them
+        // through signalfd, which only sees signals every thread blocks
+        // (threads inherit this mask), and a SIGTERM that arrives while the
+        // server starts must not be lost.
+        var blocked = sigset_t()
+        sigemptyset(&blocked)
+        for sig in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&blocked, sig) }
+        pthread_sigmask(SIG_BLOCK, &blocked, nil)
+        let stop = DispatchSemaphore(value: 0)
+        let signalQueue = DispatchQueue(label: "anchorage.signals")
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: signalQueue)
+            src.setEventHandler { stop.signal() }
+            src.resume()
+            sources.append(src)
+        }
         Log.minimumLevel = config.log.level
         let fdLimit = raiseFileDescriptorLimit()
         do {
@@ -62,19 +79,8 @@ public enum Daemon {
             "default_upstream": config.defaultRegistry.url, "fd_limit": "\(fdLimit)",
         ])
 
-        let stop = DispatchSemaphore(value: 0)
-        let signalQueue = DispatchQueue(label: "anchorage.signals")
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let src = DispatchSource.makeSignalSource(signal: sig, queue: signalQueue)
-            src.setEventHandler { stop.signal() }
-            src.resume()
-            sources.append(src)
-        }
         // SIGHUP: reload the TLS certificate and key (new connections use them).
         if let tls = options.tls {
-            signal(SIGHUP, SIG_IGN)
             let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: signalQueue)
             hup.setEventHandler {
                 do {
