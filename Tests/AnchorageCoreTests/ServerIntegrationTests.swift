@@ -116,6 +116,18 @@ final class ServerIntegrationTests: XCTestCase {
         clients.removeAll()
     }
 
+    /// Regression: a SIGTERM right after start-up used to be swallowed (the
+    /// handler was installed after the listeners), and the daemon never exited.
+    func testSIGTERMRightAfterStartIsNotLost() throws {
+        for _ in 0..<5 {
+            let s = try AnchorageServer(self)
+            XCTAssertEqual(try curl(["\(s.base)/healthz"]).stdout, "ok\n")
+            let t0 = Date()
+            XCTAssertEqual(s.stop(), 0)
+            XCTAssertLessThan(Date().timeIntervalSince(t0), 5, "the daemon honoured SIGTERM promptly")
+        }
+    }
+
     func testGracefulShutdownExitsZero() throws {
         let s = try AnchorageServer(self)
         // An idle keep-alive connection must not hold the shutdown up.
