@@ -183,18 +183,12 @@ public final class CacheIndex: Sendable {
 
     public func scanNow(quiet: Bool = false) {
         var found: [Digest: Entry] = [:]
-        let fm = FileManager.default
-        for alg in (try? fm.contentsOfDirectory(atPath: layout.blobsDir)) ?? [] {
-            for prefix in (try? fm.contentsOfDirectory(atPath: "\(layout.blobsDir)/\(alg)")) ?? [] {
-                let dir = "\(layout.blobsDir)/\(alg)/\(prefix)"
-                for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] {
-                    guard let d = CacheLayout.digest(algorithmDir: alg, file: name) else { continue }
-                    var st = stat()
-                    guard stat("\(dir)/\(name)", &st) == 0 else { continue }
-                    let mtime = Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
-                    found[d] = Entry(size: Int64(st.st_size), lastUse: mtime, persistedUse: mtime)
-                }
-            }
+        layout.forEachBlob { digest, path in
+            guard let d = digest else { return }
+            var st = stat()
+            guard stat(path, &st) == 0 else { return }
+            let mtime = Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
+            found[d] = Entry(size: Int64(st.st_size), lastUse: mtime, persistedUse: mtime)
         }
         state.withLock { s in
             // Entries added while scanning are newer; keep them.

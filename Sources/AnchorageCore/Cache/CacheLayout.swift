@@ -79,3 +79,38 @@ func writeFileAtomically(_ path: String, _ bytes: [UInt8]) -> Bool {
     }
     return true
 }
+
+extension CacheLayout {
+    /// Every file under `blobs/`: its digest when the name is a valid digest
+    /// in the right prefix directory (nil otherwise), and its path. The one
+    /// walk of the store shared by the index scan, `verify` and the scrubber.
+    func forEachBlob(_ body: (Digest?, String) -> Void) {
+        let fm = FileManager.default
+        for alg in ((try? fm.contentsOfDirectory(atPath: blobsDir)) ?? []).sorted() {
+            for prefix in ((try? fm.contentsOfDirectory(atPath: "\(blobsDir)/\(alg)")) ?? []).sorted() {
+                let dir = "\(blobsDir)/\(alg)/\(prefix)"
+                for name in ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).sorted() {
+                    let d = CacheLayout.digest(algorithmDir: alg, file: name).flatMap { name.hasPrefix(prefix) ? $0 : nil }
+                    body(d, "\(dir)/\(name)")
+                }
+            }
+        }
+    }
+}
+
+/// Hashes a file in 1 MiB reads; `afterRead` sees each read's size (for
+/// pacing). Nil when the file cannot be opened (evicted meanwhile).
+func hashFile(_ path: String, _ algorithm: Digest.Algorithm, afterRead: (Int) -> Void = { _ in }) -> Digest? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    let h = Hasher(algorithm)
+    var buf = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n <= 0 { break }
+        buf.withUnsafeBytes { h.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        afterRead(n)
+    }
+    return h.finish()
+}

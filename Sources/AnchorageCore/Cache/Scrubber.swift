@@ -34,42 +34,27 @@ final class Scrubber: Sendable {
     /// One pass over every blob, paced to the byte rate.
     func pass() {
         let layout = store.layout
-        let fm = FileManager.default
-        var buf = [UInt8](repeating: 0, count: 1 << 20)
         var budgetStart = monotonicMillis()
         var budgetBytes: Int64 = 0
-        for alg in (try? fm.contentsOfDirectory(atPath: layout.blobsDir)) ?? [] {
-            for prefix in (try? fm.contentsOfDirectory(atPath: "\(layout.blobsDir)/\(alg)")) ?? [] {
-                for name in (try? fm.contentsOfDirectory(atPath: "\(layout.blobsDir)/\(alg)/\(prefix)")) ?? [] {
-                    guard let d = CacheLayout.digest(algorithmDir: alg, file: name) else { continue }
-                    let fd = open(layout.blob(d), O_RDONLY | O_CLOEXEC)
-                    guard fd >= 0 else { continue }
-                    let h = Hasher(d.algorithm)
-                    while true {
-                        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                        if n <= 0 { break }
-                        buf.withUnsafeBytes { h.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-                        budgetBytes += Int64(n)
-                        // Pace: sleep whenever we are ahead of the allowed rate.
-                        let elapsed = Double(monotonicMillis() &- budgetStart) / 1000
-                        let ahead = Double(budgetBytes) / Double(bytesPerSecond) - elapsed
-                        if ahead > 0.05 { usleep(useconds_t(ahead * 1_000_000)) }
-                        if budgetBytes > bytesPerSecond * 10 {
-                            budgetStart = monotonicMillis()
-                            budgetBytes = 0
-                        }
-                    }
-                    close(fd)
-                    let actual = h.finish()
-                    if actual != d {
-                        unlink(layout.blob(d))
-                        unlink(layout.mediaType(d))
-                        store.index.remove(d)
-                        counters.corruptBlobsRemoved.add(1, ordering: .relaxed)
-                        Log.error("corrupt blob removed from the cache (will be fetched again)", ["digest": d.description, "actual": actual.description])
-                    }
+        layout.forEachBlob { digest, path in
+            guard let d = digest else { return }
+            let actual = hashFile(path, d.algorithm) { n in
+                budgetBytes += Int64(n)
+                // Pace: sleep whenever we are ahead of the allowed rate.
+                let elapsed = Double(monotonicMillis() &- budgetStart) / 1000
+                let ahead = Double(budgetBytes) / Double(bytesPerSecond) - elapsed
+                if ahead > 0.05 { usleep(useconds_t(ahead * 1_000_000)) }
+                if budgetBytes > bytesPerSecond * 10 {
+                    budgetStart = monotonicMillis()
+                    budgetBytes = 0
                 }
             }
+            guard let actual, actual != d else { return }
+            unlink(path)
+            unlink(layout.mediaType(d))
+            store.index.remove(d)
+            counters.corruptBlobsRemoved.add(1, ordering: .relaxed)
+            Log.error("corrupt blob removed from the cache (will be fetched again)", ["digest": d.description, "actual": actual.description])
         }
     }
 }
