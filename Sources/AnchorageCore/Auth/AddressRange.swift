@@ -11,7 +11,7 @@ public struct AddressRange: Sendable, Equatable, CustomStringConvertible {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count <= 2, let addr = parts.first else { return nil }
         var bytes: [UInt8]
-        if addr.contains(":") {
+        if addr.utf8.contains(UInt8(ascii: ":")) {
             var a = in6_addr()
             guard inet_pton(AF_INET6, String(addr), &a) == 1 else { return nil }
             bytes = withUnsafeBytes(of: &a) { Array($0) }

@@ -21,7 +21,7 @@ public final class BlobStore: Sendable {
     /// Opens a cached blob for reading and marks it used; nil on a miss.
     public func open(_ d: Digest) -> OpenFile? {
         guard let f = OpenFile.openForReading(layout.blob(d)) else { return nil }
-        index.touch(d, path: layout.blob(d))
+        touch(d)
         return f
     }
 
@@ -50,14 +50,14 @@ public final class BlobStore: Sendable {
     }
 
     func readAll(_ d: Digest, limit: Int) -> [UInt8]? {
-        guard let f = OpenFile.openForReading(layout.blob(d)) else { return nil }
-        let size = Int(f.size)
-        guard size <= limit else { return nil }
-        var buf = [UInt8](repeating: 0, count: size)
-        let n = buf.withUnsafeMutableBytes { pread(f.fd, $0.baseAddress, size, 0) }
-        guard n == size else { return nil }
-        index.touch(d, path: layout.blob(d))
+        guard let f = OpenFile.openForReading(layout.blob(d)), let buf = f.readAll(limit: limit) else { return nil }
+        touch(d)
         return buf
+    }
+
+    /// Marks a use served without opening the file (a manifest from memory).
+    func touch(_ d: Digest) {
+        index.touch(d, path: layout.blob(d))
     }
 
     func mediaType(_ d: Digest) -> String? {

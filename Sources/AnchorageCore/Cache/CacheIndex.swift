@@ -55,12 +55,12 @@ public final class CacheIndex: Sendable {
     /// Marks a hit. Persists the time as mtime when the stored one is over a minute old.
     /// A file this process has not counted yet (committed by another process
     /// sharing the cache, e.g. `anchorage sync`) is adopted here.
-    func touch(_ d: Digest, path: String) {
+    func touch(_ d: Digest, path: @autoclosure () -> String) {
         let now = CacheIndex.nowMillis()
         var size: Int64 = -1
         if state.withLock({ $0.scanned && $0.entries[d] == nil }) {
             var st = stat()
-            if stat(path, &st) == 0 { size = Int64(st.st_size) }
+            if stat(path(), &st) == 0 { size = Int64(st.st_size) }
         }
         let persist = state.withLock { s -> Bool in
             if size >= 0, s.entries[d] == nil {
@@ -78,7 +78,7 @@ public final class CacheIndex: Sendable {
         if persist {
             let omit = (1 << 30) - 2   // UTIME_OMIT: leave atime alone
             var times = [timespec(tv_sec: 0, tv_nsec: omit), timespec(tv_sec: Int(now / 1000), tv_nsec: Int(now % 1000) * 1_000_000)]
-            utimensat(AT_FDCWD, path, &times, 0)
+            utimensat(AT_FDCWD, path(), &times, 0)
         }
     }
 

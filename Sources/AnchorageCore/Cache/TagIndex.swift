@@ -29,6 +29,12 @@ final class TagIndex: Sendable {
         return r
     }
 
+    /// The record if it is in memory; never touches the disk.
+    func memoized(upstream: String, name: RepositoryName, tag: Tag) -> TagRecord? {
+        let path = layout.tag(upstream: upstream, name: name, tag: tag)
+        return memo.withLock { $0[path] }
+    }
+
     func put(upstream: String, name: RepositoryName, tag: Tag, record: TagRecord) {
         let path = layout.tag(upstream: upstream, name: name, tag: tag)
         memo.withLock { $0[path] = record }

@@ -16,7 +16,7 @@ public enum ByteRangeRequest: Equatable, Sendable {
         let h = header.trimmed(" \t")
         guard h.lowercased().hasPrefix("bytes=") else { return .none }
         let spec = h.dropFirst(6).trimmed(" \t")
-        if spec.contains(",") { return .none }
+        if spec.utf8.contains(UInt8(ascii: ",")) { return .none }
         guard let dash = spec.firstIndex(of: "-") else { return .none }
         let first = spec[..<dash].trimmed(" \t"), last = spec[spec.index(after: dash)...].trimmed(" \t")
         func number(_ s: String) -> Int64? {

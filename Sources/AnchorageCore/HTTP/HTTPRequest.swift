@@ -56,7 +56,7 @@ public struct HTTPRequest: Sendable {
     public init(method: HTTPMethod, target: String, version: HTTPVersion = .http11, headers: HTTPHeaders = HTTPHeaders(), framing: RequestBodyFraming = .none) {
         self.method = method
         self.target = target
-        if let q = target.firstIndex(of: "?") {
+        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             path = String(target[..<q])
             query = String(target[target.index(after: q)...])
         } else {
@@ -70,10 +70,10 @@ public struct HTTPRequest: Sendable {
 
     /// Whether the connection stays open after the response (RFC 9112 §9.3).
     public var keepAlive: Bool {
-        let conn = headers["Connection"]?.lowercased() ?? ""
+        guard let conn = headers["Connection"]?.lowercased() else { return version == .http11 }
         switch version {
-        case .http11: return !conn.contains("close")
-        case .http10: return conn.contains("keep-alive")
+        case .http11: return !conn.containsBytes("close")
+        case .http10: return conn.containsBytes("keep-alive")
         }
     }
 

@@ -117,8 +117,8 @@ enum RouteClass: String {
     static func of(_ path: String) -> RouteClass {
         if path == "/v2" || path == "/v2/" { return .registryBase }
         if path.hasPrefix("/v2/") {
-            if path.contains("/blobs/") { return .registryBlob }
-            if path.contains("/manifests/") { return .registryManifest }
+            if path.containsBytes("/blobs/") { return .registryBlob }
+            if path.containsBytes("/manifests/") { return .registryManifest }
             if path.hasSuffix("/tags/list") { return .registryTags }
             return .other
         }
@@ -148,7 +148,7 @@ enum RouteClass: String {
         switch self {
         case .registryManifest, .registryBlob:
             let rest = path.dropFirst(4)
-            guard let r = rest.range(of: self == .registryBlob ? "/blobs/" : "/manifests/", options: .backwards) else { return nil }
+            guard let r = self == .registryBlob ? rest.lastRange(ofBytes: "/blobs/") : rest.lastRange(ofBytes: "/manifests/") else { return nil }
             return String(rest[..<r.lowerBound])
         case .chartArchive:
             let parts = path.split(separator: "/")

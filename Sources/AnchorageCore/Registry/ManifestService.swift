@@ -26,6 +26,8 @@ final class ManifestService: Sendable {
 
     let store: BlobStore
     let tags: TagIndex
+    /// Manifests are what fleets ask for most often; hits come from memory.
+    let hot = HotBlobs(budget: 16 << 20)
     let counters: Counters
     let defaultTTL: Int64
     let negativeTTL: Int64
@@ -126,6 +128,7 @@ final class ManifestService: Sendable {
                 return response(body: .bytes(body), digest: actual, mediaType: mediaType, cache: "miss")
             }
             store.setMediaType(mediaType, for: actual)
+            hot.put(actual, body, mediaType: mediaType)
             if let tag {
                 tags.put(upstream: upstream.name, name: name, tag: tag, record: TagRecord(digest: actual, mediaType: mediaType, checkedAt: CacheIndex.nowMillis()))
                 negative.withLock { _ = $0.removeValue(forKey: "\(upstream.name)/\(name.value):\(tag.value)") }
@@ -150,10 +153,35 @@ final class ManifestService: Sendable {
         cachedResponse(d, mediaType: nil, cache: "hit")
     }
 
+    /// A tag checked within its TTL whose manifest is cached, or nil. Reads
+    /// only memory and at most one small file, so the loop can answer it:
+    /// anything that needs the upstream or the tag's file goes to a worker.
+    func cachedFreshTag(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag) -> HTTPResponse? {
+        guard let rec = tags.memoized(upstream: upstream.name, name: name, tag: tag) else { return nil }
+        let ttl = upstream.config.manifestTTL.map { $0.milliseconds } ?? defaultTTL
+        guard CacheIndex.nowMillis() - rec.checkedAt < ttl else { return nil }
+        return cachedResponse(rec.digest, mediaType: rec.mediaType, cache: "hit")
+    }
+
     private func cachedResponse(_ d: Digest, mediaType: String?, cache: String) -> HTTPResponse? {
+        if let m = hot.get(d) {
+            store.touch(d)
+            return response(body: .bytes(m.bytes), digest: d, mediaType: mediaType ?? m.mediaType, cache: cache)
+        }
         guard let f = store.open(d) else { return nil }
-        let type = mediaType ?? store.mediaType(d) ?? ManifestService.mediaType(nil, store.readAll(d, limit: ManifestService.maxManifestBytes) ?? [])
-        return response(body: .file(f, offset: 0, length: f.size), digest: d, mediaType: type, cache: cache)
+        guard let bytes = f.readAll(limit: HotBlobs.maxEntryBytes) else {
+            // Large (a big index): served from the file as it is.
+            let type = mediaType ?? store.mediaType(d) ?? ManifestService.mediaType(nil, store.readAll(d, limit: ManifestService.maxManifestBytes) ?? [])
+            return response(body: .file(f, offset: 0, length: f.size), digest: d, mediaType: type, cache: cache)
+        }
+        let type = mediaType ?? store.mediaType(d) ?? ManifestService.mediaType(nil, bytes)
+        guard hot.put(d, bytes, mediaType: type) else {
+            // The disk copy no longer hashes to its name: never serve it;
+            // the caller fetches a good copy, which replaces it.
+            Log.error("cached manifest does not match its digest: refetching", ["digest": d.description])
+            return nil
+        }
+        return response(body: .bytes(bytes), digest: d, mediaType: type, cache: cache)
     }
 
     private func response(body: HTTPBody, digest: Digest, mediaType: String, cache: String) -> HTTPResponse {

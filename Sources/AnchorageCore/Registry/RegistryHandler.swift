@@ -30,8 +30,12 @@ final class RegistryHandler: Sendable {
                 blobs.serve(upstream, name, digest, method: request.method, responder)
             case .manifest(let name, let ref):
                 // Digests never revalidate: a cached one needs no worker thread.
-                if case .digest(let d) = ref, let hit = manifests.cachedByDigest(d) {
-                    return responder.respond(hit)
+                // Nor does a tag within its TTL.
+                switch ref {
+                case .digest(let d):
+                    if let hit = manifests.cachedByDigest(d) { return responder.respond(hit) }
+                case .tag(let t):
+                    if let hit = manifests.cachedFreshTag(upstream, name, t) { return responder.respond(hit) }
                 }
                 let accept = request.headers.all("Accept").joined(separator: ", ")
                 pool.submit { [manifests] in

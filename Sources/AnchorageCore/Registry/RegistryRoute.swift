@@ -36,15 +36,15 @@ struct RegistryRouter {
         let namePart: Substring
         let resource: Substring
         var kind = ""
-        if rest.hasSuffix("/tags/list") {
+        if rest.hasSuffixBytes("/tags/list") {
             namePart = rest.dropLast("/tags/list".count)
             resource = ""
             kind = "tags"
-        } else if let r = rest.range(of: "/manifests/", options: .backwards) {
+        } else if let r = rest.lastRange(ofBytes: "/manifests/") {
             namePart = rest[..<r.lowerBound]
             resource = rest[r.upperBound...]
             kind = "manifests"
-        } else if let r = rest.range(of: "/blobs/", options: .backwards) {
+        } else if let r = rest.lastRange(ofBytes: "/blobs/") {
             namePart = rest[..<r.lowerBound]
             resource = rest[r.upperBound...]
             kind = "blobs"
@@ -53,7 +53,7 @@ struct RegistryRouter {
         }
 
         var nameText = namePart
-        if ns == nil, let slash = nameText.firstIndex(of: "/"), let u = upstreams[String(nameText[..<slash])] {
+        if ns == nil, let slash = nameText.utf8.firstIndex(of: UInt8(ascii: "/")), let u = upstreams[String(nameText[..<slash])] {
             upstream = u
             nameText = nameText[nameText.index(after: slash)...]
         }
@@ -68,7 +68,7 @@ struct RegistryRouter {
             return .success((upstream, .tags(name)))
         case "manifests":
             guard let ref = Reference(resource) else {
-                return .failure(resource.contains(":")
+                return .failure(resource.containsBytes(":")
                     ? RegistryError(.digestInvalid, .badRequest, "invalid digest", detail: String(resource.prefix(200)))
                     : RegistryError(.tagInvalid, .badRequest, "invalid tag", detail: String(resource.prefix(200))))
             }

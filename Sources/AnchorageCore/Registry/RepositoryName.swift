@@ -62,7 +62,7 @@ public enum Reference: Hashable, Sendable, CustomStringConvertible {
     case digest(Digest)
 
     public init?(_ s: some StringProtocol) {
-        if s.contains(":") {
+        if s.utf8.contains(UInt8(ascii: ":")) {
             guard let d = Digest(s) else { return nil }
             self = .digest(d)
         } else {

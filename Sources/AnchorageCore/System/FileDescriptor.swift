@@ -19,6 +19,15 @@ public final class OpenFile: @unchecked Sendable {
         return fstat(fd, &st) == 0 ? Int64(st.st_size) : 0
     }
 
+    /// The whole file, if it is at most `limit` bytes and reads completely.
+    public func readAll(limit: Int) -> [UInt8]? {
+        let size = Int(self.size)
+        guard size <= limit else { return nil }
+        var buf = [UInt8](repeating: 0, count: size)
+        let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, size, 0) }
+        return n == size ? buf : nil
+    }
+
     deinit { close(fd) }
 }
 

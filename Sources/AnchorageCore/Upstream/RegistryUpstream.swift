@@ -10,10 +10,14 @@ final class RegistryUpstream: Sendable {
     let tokens = TokenCache()
     let breaker: CircuitBreaker
     let counters: Counters
+    /// Docker Hub puts single-component names under `library/` (decided once:
+    /// it is asked on every request).
+    let isDockerHub: Bool
 
     init(config: RegistryConfig, upstream: UpstreamConfig, client: CurlClient, counters: Counters) {
         self.counters = counters
         self.config = config
+        isDockerHub = config.name == "docker.io" || config.url.contains("://registry-1.docker.io") || config.url.contains("://index.docker.io")
         var o = TransferOptions()
         o.connectTimeoutMillis = Int(upstream.connectTimeout.milliseconds)
         o.stallTimeoutSeconds = max(1, Int(upstream.stallTimeout.milliseconds / 1000))
@@ -25,11 +29,6 @@ final class RegistryUpstream: Sendable {
     }
 
     var name: String { config.name }
-
-    /// Docker Hub puts single-component names under `library/`.
-    var isDockerHub: Bool {
-        config.name == "docker.io" || config.url.contains("://registry-1.docker.io") || config.url.contains("://index.docker.io")
-    }
 
     private var basicCredential: String? {
         guard let u = config.username, let p = config.password else { return nil }

@@ -1,0 +1,64 @@
+import Synchronization
+
+/// Small verified blobs (manifests) kept in memory, so a manifest hit is
+/// answered without open/fstat/pread/close. Bounded by bytes; the least
+/// recently used entries go first. Content-addressed and re-hashed on the
+/// way in, so an entry is right whatever happens to the disk copy later.
+final class HotBlobs: Sendable {
+    struct Entry {
+        let bytes: [UInt8]
+        let mediaType: String
+        var lastUse: UInt64
+    }
+
+    static let maxEntryBytes = 64 * 1024
+
+    private struct State {
+        var entries: [Digest: Entry] = [:]
+        var total = 0
+        var clock: UInt64 = 0
+    }
+
+    let budget: Int
+    private let state = Mutex(State())
+
+    init(budget: Int) {
+        self.budget = budget
+    }
+
+    var count: Int { state.withLock { $0.entries.count } }
+
+    func get(_ d: Digest) -> (bytes: [UInt8], mediaType: String)? {
+        state.withLock { s in
+            guard var e = s.entries[d] else { return nil }
+            s.clock &+= 1
+            e.lastUse = s.clock
+            s.entries[d] = e
+            return (e.bytes, e.mediaType)
+        }
+    }
+
+    /// Keeps `bytes` if they hash to `d` and fit; returns whether they did hash to `d`.
+    @discardableResult
+    func put(_ d: Digest, _ bytes: [UInt8], mediaType: String) -> Bool {
+        guard Hasher.digest(bytes, d.algorithm) == d else { return false }
+        guard bytes.count <= HotBlobs.maxEntryBytes, bytes.count <= budget else { return true }
+        state.withLock { s in
+            if let old = s.entries[d] { s.total -= old.bytes.count }
+            s.clock &+= 1
+            s.entries[d] = Entry(bytes: bytes, mediaType: mediaType, lastUse: s.clock)
+            s.total += bytes.count
+            while s.total > budget, let victim = s.entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+                s.total -= victim.value.bytes.count
+                s.entries.removeValue(forKey: victim.key)
+            }
+        }
+        return true
+    }
+
+    func remove(_ d: Digest) {
+        state.withLock { s in
+            if let old = s.entries.removeValue(forKey: d) { s.total -= old.bytes.count }
+        }
+    }
+}
