@@ -12,9 +12,17 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
     public let hex: String
 
     public init?(_ s: some StringProtocol) {
-        guard let colon = s.firstIndex(of: ":"),
-              let alg = Algorithm(rawValue: String(s[..<colon])) else { return nil }
-        let hex = s[s.index(after: colon)...]
+        let u = s.utf8
+        guard let colon = u.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        let alg: Algorithm
+        if u[..<colon].elementsEqual("sha256".utf8) {
+            alg = .sha256
+        } else if u[..<colon].elementsEqual("sha512".utf8) {
+            alg = .sha512
+        } else {
+            return nil
+        }
+        let hex = s[u.index(after: colon)...]
         guard hex.utf8.count == alg.hexLength,
               hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { return nil }
         self.algorithm = alg

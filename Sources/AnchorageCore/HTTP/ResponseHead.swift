@@ -39,25 +39,37 @@ enum ResponseFinalizer {
     /// Serialises the status line and fields. Content-Length always comes
     /// from the body so a handler cannot send a lying length.
     static func headBytes(_ r: HTTPResponse, keepAlive: Bool, version: HTTPVersion, date: String) -> [UInt8] {
-        var s = "HTTP/1.1 \(r.status.code) \(r.status.reason)\r\n"
-        s.reserveCapacity(256)
+        // Built as bytes: string concatenation cost more than the send.
+        var b: [UInt8] = []
+        b.reserveCapacity(512)
+        func put(_ s: String) { b.append(contentsOf: s.utf8) }
+        func put(_ s: StaticString) { s.withUTF8Buffer { b.append(contentsOf: $0) } }
+        put("HTTP/1.1 ")
+        put(String(r.status.code))
+        put(" ")
+        put(r.status.reason)
+        put("\r\n")
         for f in r.headers where !f.name.caseInsensitiveEquals("Content-Length") && !f.name.caseInsensitiveEquals("Connection") {
-            s += f.name
-            s += ": "
-            s += f.value
-            s += "\r\n"
+            put(f.name)
+            put(": ")
+            put(f.value)
+            put("\r\n")
         }
         if !r.status.forbidsBody {
-            s += "Content-Length: \(r.body.length)\r\n"
+            put("Content-Length: ")
+            put(String(r.body.length))
+            put("\r\n")
         }
-        s += "Date: \(date)\r\nServer: anchorage\r\n"
+        put("Date: ")
+        put(date)
+        put("\r\nServer: anchorage\r\n")
         if !keepAlive {
-            s += "Connection: close\r\n"
+            put("Connection: close\r\n")
         } else if version == .http10 {
-            s += "Connection: keep-alive\r\n"
+            put("Connection: keep-alive\r\n")
         }
-        s += "\r\n"
-        return Array(s.utf8)
+        put("\r\n")
+        return b
     }
 }
 

@@ -6,34 +6,44 @@ public struct RepositoryName: Hashable, Sendable, CustomStringConvertible {
 
     public init?(_ s: some StringProtocol) {
         guard !s.isEmpty, s.utf8.count <= 255 else { return nil }
-        for comp in s.split(separator: "/", omittingEmptySubsequences: false) {
-            guard RepositoryName.isValidComponent(Substring(comp)) else { return nil }
-        }
+        let ok: Bool? = s.utf8.withContiguousStorageIfAvailable { RepositoryName.isValid($0) }
+        guard ok ?? RepositoryName.isValid(Array(s.utf8)) else { return nil }
         value = String(s)
     }
 
     public var components: [Substring] { value.split(separator: "/") }
     public var description: String { value }
 
-    static func isValidComponent(_ c: Substring) -> Bool {
-        let b = Array(c.utf8)
+    /// Every `/`-separated component valid (none empty).
+    static func isValid<C: RandomAccessCollection>(_ b: C) -> Bool where C.Element == UInt8, C.Index == Int {
+        var start = b.startIndex
+        while true {
+            let end = b[start...].firstIndex(of: 47) ?? b.endIndex
+            guard isValidComponent(b[start..<end]) else { return false }
+            if end == b.endIndex { return true }
+            start = end + 1
+        }
+    }
+
+    static func isValidComponent<C: RandomAccessCollection>(_ b: C) -> Bool where C.Element == UInt8, C.Index == Int {
         guard let first = b.first, let last = b.last, isAlnum(first), isAlnum(last) else { return false }
-        var i = 0
-        while i < b.count {
+        var i = b.startIndex
+        let end = b.endIndex
+        while i < end {
             if isAlnum(b[i]) { i += 1; continue }
             // A separator run: ".", "_", "__" or one or more "-".
             let start = i
             if b[i] == 45 {
-                while i < b.count, b[i] == 45 { i += 1 }
+                while i < end, b[i] == 45 { i += 1 }
             } else if b[i] == 46 {
                 i += 1
             } else if b[i] == 95 {
                 i += 1
-                if i < b.count, b[i] == 95 { i += 1 }
+                if i < end, b[i] == 95 { i += 1 }
             } else {
                 return false
             }
-            guard i > start, i < b.count, isAlnum(b[i]) else { return false }
+            guard i > start, i < end, isAlnum(b[i]) else { return false }
         }
         return true
     }
