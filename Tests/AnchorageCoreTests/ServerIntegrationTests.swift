@@ -128,6 +128,18 @@ final class ServerIntegrationTests: XCTestCase {
         }
     }
 
+    /// SO_REUSEPORT lets sockets of one user share a port; a second daemon
+    /// must not join the first silently and take half of its requests.
+    func testSecondDaemonOnTheSamePortRefusesToStart() throws {
+        let first = try AnchorageServer(self)
+        let d = TempDir(self)
+        let conf = d.write("mirror.conf", "[server]\nlisten = 127.0.0.1:\(first.port)\n[cache]\npath = \(d.path)/cache\n")
+        let second = try runCommand([try anchorageBinary(), "serve", "--config", conf], timeout: 20)
+        XCTAssertNotEqual(second.status, 0)
+        XCTAssertTrue(second.stderr.contains("in use"), second.stderr)
+        XCTAssertEqual(try curl(["\(first.base)/healthz"]).stdout, "ok\n")
+    }
+
     func testGracefulShutdownExitsZero() throws {
         let s = try AnchorageServer(self)
         // An idle keep-alive connection must not hold the shutdown up.

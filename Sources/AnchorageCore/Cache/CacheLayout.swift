@@ -66,12 +66,14 @@ func makeParentDirectory(_ path: String) {
 }
 
 /// Writes a small file atomically: temp file in the same directory, fsync, rename.
-func writeFileAtomically(_ path: String, _ bytes: [UInt8]) -> Bool {
+/// `durable: false` skips the fsync, for hints that are cheap to lose
+/// (a crash then leaves the old file or, at worst, one that fails to parse).
+func writeFileAtomically(_ path: String, _ bytes: [UInt8], durable: Bool = true) -> Bool {
     makeParentDirectory(path)
     let tmp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { return false }
-    let ok = bytes.withUnsafeBytes { writeAll(fd, $0) } && fsync(fd) == 0
+    let ok = bytes.withUnsafeBytes { writeAll(fd, $0) } && (!durable || fsync(fd) == 0)
     close(fd)
     guard ok, rename(tmp, path) == 0 else {
         unlink(tmp)

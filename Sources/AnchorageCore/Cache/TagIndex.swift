@@ -7,6 +7,19 @@ struct TagRecord: Sendable, Equatable {
     let mediaType: String
     /// Unix ms of the last successful upstream check.
     let checkedAt: Int64
+    /// The `checkedAt` the tag's file holds (it is rewritten lazily).
+    var persistedAt: Int64
+
+    init(digest: Digest, mediaType: String, checkedAt: Int64) {
+        self.digest = digest
+        self.mediaType = mediaType
+        self.checkedAt = checkedAt
+        persistedAt = checkedAt
+    }
+
+    static func == (a: TagRecord, b: TagRecord) -> Bool {
+        a.digest == b.digest && a.mediaType == b.mediaType && a.checkedAt == b.checkedAt
+    }
 }
 
 /// Tag → digest records, one small file per tag (atomic rewrite), with an
@@ -37,7 +50,25 @@ final class TagIndex: Sendable {
 
     func put(upstream: String, name: RepositoryName, tag: Tag, record: TagRecord) {
         let path = layout.tag(upstream: upstream, name: name, tag: tag)
-        memo.withLock { $0[path] = record }
-        _ = writeFileAtomically(path, Array("\(record.digest)\n\(record.mediaType)\n\(record.checkedAt)\n".utf8))
+        let previous = memo.withLock { m -> TagRecord? in
+            defer { m[path] = record }
+            return m[path]
+        }
+        // A revalidation that found the same digest only moves `checkedAt`:
+        // losing that in a crash costs one extra check, so it is written at
+        // most once a minute and without fsync. A new digest is written durably.
+        if let p = previous, p.digest == record.digest, p.mediaType == record.mediaType {
+            if record.checkedAt - p.persistedAt < 60_000 {
+                memo.withLock { $0[path]?.persistedAt = p.persistedAt }
+                return
+            }
+            _ = writeFileAtomically(path, TagIndex.encode(record), durable: false)
+            return
+        }
+        _ = writeFileAtomically(path, TagIndex.encode(record))
+    }
+
+    private static func encode(_ r: TagRecord) -> [UInt8] {
+        Array("\(r.digest)\n\(r.mediaType)\n\(r.checkedAt)\n".utf8)
     }
 }

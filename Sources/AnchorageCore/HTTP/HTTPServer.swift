@@ -69,6 +69,8 @@ final class LoopContext: EventHandler, @unchecked Sendable {
                 connections[fd] = c
                 openConnections.add(1, ordering: .relaxed)
                 loop.register(fd, events: EV_IN, c)
+                // Deferred accept: the request is usually here already.
+                c.handleEvent(EV_IN)
             }
         }
     }
@@ -132,6 +134,12 @@ public final class HTTPServer: @unchecked Sendable {
         }
         for (addr, secure) in options.listen.map({ ($0, false) }) + options.tlsListen.map({ ($0, true) }) {
             var port = addr.port
+            if port != 0 {
+                // SO_REUSEPORT would let a second daemon of the same user
+                // share the port silently and take half the requests. A plain
+                // bind first fails with EADDRINUSE if anything listens there.
+                Glibc.close(try Socket.listen(host: addr.host, port: port, reusePort: false))
+            }
             for (i, ctx) in contexts.enumerated() {
                 let fd = try Socket.listen(host: addr.host, port: port, reusePort: true)
                 if i == 0 && port == 0 { port = Socket.boundPort(fd) }

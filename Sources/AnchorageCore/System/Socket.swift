@@ -15,6 +15,11 @@ enum Socket {
         if reusePort {
             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
         }
+        // Wake the loop only when the request has arrived (nginx's `deferred`):
+        // one wake-up and no empty read per new connection. HTTP and TLS
+        // clients always speak first.
+        var deferSeconds: Int32 = 10
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &deferSeconds, socklen_t(MemoryLayout<Int32>.size))
         let rc: Int32
         if isV6 {
             setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
