@@ -5,8 +5,10 @@ import Synchronization
 /// One blob being fetched from an upstream into the cache, shared by every
 /// client that asks for it meanwhile (single flight).
 ///
-/// The fetch thread writes each chunk to a temp file with `pwrite`, hashes
-/// it, then publishes the new length and wakes waiting connections, which
+/// Two stages, so receiving and hashing/writing use both cores: the fetch
+/// thread copies libcurl's chunks into one of two 1 MiB spools; a full spool
+/// goes to this ingest's serial disk stage, which hashes it, `pwrite`s it to
+/// a temp file, publishes the new length and wakes waiting connections, which
 /// `sendfile` from the same temp file. The last `tailHold` bytes are withheld
 /// from every reader until the digest and length have been checked: on a
 /// match the file is renamed into the store and the tail released; on a
@@ -34,21 +36,30 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     let tempPath: String
     let upstreamName: String
     private let store: BlobStore
-    private let hasher: Hasher             // fetch thread only
+    private let hasher: Hasher             // disk stage; the fetch thread once it is drained
     private var upstreamStatus = 0          // fetch thread only
     private var upstreamHeaders = HTTPHeaders()
     private var reserved: Int64 = 0         // fetch thread only
     private var cacheable = true            // fetch thread only
-    // Chunks from libcurl are small (16 KiB); they are gathered here and
-    // written and published in one go, so one pwrite and one wake-up serve
-    // up to 1 MiB. The first flush comes at 128 KiB to keep the first byte early.
-    private let spool = UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096)
-    private var spooled = 0
-    private var flushed: Int64 = 0
+    // libcurl's chunks are gathered in a spool and handed to the disk stage
+    // in one go, so one hash call, one pwrite and one wake-up serve up to
+    // 1 MiB. The first hand-off comes at 128 KiB to keep the first byte early.
+    private let spools = [UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096),
+                          UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096)]
+    private var current = 0                 // fetch thread: the spool being filled
+    private var spooled = 0                 // fetch thread: bytes in it
+    private var received: Int64 = 0         // fetch thread: bytes taken from libcurl
     private var flushAt = 128 * 1024
     private var chunks = 0
-    private var evictedForSpace = false     // fetch thread only
-    /// The content's digest, settled when its last byte arrives (fetch thread).
+    private var drained = false             // fetch thread: disk stage finished
+    /// The disk stage: hashes and writes spools in order.
+    private let disk = DispatchQueue(label: "anchorage.ingest")
+    /// The spool not being filled is free (1) or still in the disk stage (0).
+    private let spareSpool = DispatchSemaphore(value: 1)
+    private var flushed: Int64 = 0          // disk stage only
+    private var evictedForSpace = false     // disk stage only
+    private let diskFailed = Atomic<Bool>(false)
+    /// The content's digest, settled once the disk stage has drained (fetch thread).
     private var computed: Digest?
     static let spoolCapacity = 1 << 20
     private let state = Mutex(State())
@@ -70,7 +81,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
 
     deinit {
         close(fd)
-        spool.deallocate()
+        for s in spools { s.deallocate() }
     }
 
     // MARK: GrowingSource (any thread)
@@ -140,8 +151,12 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
 
     // MARK: TransferSink (fetch thread)
 
-    /// A body that did not hash right may have come with a lying length.
-    var keepConnection: Bool { computed == nil || computed == digest }
+    /// A body that did not hash right may have come with a lying length:
+    /// libcurl asks right after the transfer, so this drains the disk stage.
+    var keepConnection: Bool {
+        drain()
+        return computed == nil || computed == digest
+    }
 
     func begin(status: Int, headers: HTTPHeaders) -> Bool {
         upstreamStatus = status
@@ -165,32 +180,62 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
 
     func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
         let length = state.withLock { $0.length }
-        guard flushed + Int64(spooled) + Int64(chunk.count) <= length else {
+        guard received + Int64(chunk.count) <= length else {
             fail(.protocolError("upstream sent more bytes than its Content-Length"))
             return false
         }
+        guard !diskFailed.load(ordering: .acquiring) else { return false }
         chunks += 1
-        hasher.update(chunk)
-        if flushed + Int64(spooled) + Int64(chunk.count) == length { computed = hasher.finish() }
+        received += Int64(chunk.count)
         var offset = 0
         while offset < chunk.count {
             let n = min(chunk.count - offset, Ingest.spoolCapacity - spooled)
-            (spool.baseAddress! + spooled).copyMemory(from: chunk.baseAddress! + offset, byteCount: n)
+            (spools[current].baseAddress! + spooled).copyMemory(from: chunk.baseAddress! + offset, byteCount: n)
             spooled += n
             offset += n
             if spooled >= flushAt || spooled == Ingest.spoolCapacity {
-                guard flush() else { return false }
+                handOff()
                 flushAt = min(flushAt * 2, Ingest.spoolCapacity)
             }
         }
         return true
     }
 
-    /// Writes the spool to the temp file and publishes the new length.
-    private func flush() -> Bool {
+    /// Gives the filled spool to the disk stage and switches to the other,
+    /// waiting for the stage to be done with it (backpressure on the fetch).
+    private func handOff() {
+        guard spooled > 0 else { return }
+        spareSpool.wait()
+        let index = current, count = spooled
+        disk.async { [self] in
+            if !diskFailed.load(ordering: .acquiring) {
+                let buffer = UnsafeRawBufferPointer(rebasing: spools[index][0..<count])
+                hasher.update(buffer)
+                if !writeToDisk(buffer) { diskFailed.store(true, ordering: .releasing) }
+            }
+            spareSpool.signal()
+        }
+        current = 1 - current
+        spooled = 0
+    }
+
+    /// After the last chunk (fetch thread): hands off the rest, waits for the
+    /// disk stage, and settles the digest if every byte arrived.
+    private func drain() {
+        guard !drained else { return }
+        drained = true
+        handOff()
+        disk.sync {}
+        if !diskFailed.load(ordering: .acquiring), received == state.withLock({ $0.length }) {
+            computed = hasher.finish()
+        }
+    }
+
+    /// Disk stage: writes a spool to the temp file and publishes the new length.
+    private func writeToDisk(_ buffer: UnsafeRawBufferPointer) -> Bool {
         var done = 0
-        while done < spooled {
-            let n = pwrite(fd, spool.baseAddress! + done, spooled - done, off_t(flushed) + off_t(done))
+        while done < buffer.count {
+            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(flushed) + off_t(done))
             if n < 0 {
                 if errno == EINTR { continue }
                 // Disk full: make room once by evicting least recently used
@@ -209,8 +254,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             }
             done += n
         }
-        flushed += Int64(spooled)
-        spooled = 0
+        flushed += Int64(buffer.count)
         publish(written: flushed)
         return true
     }
@@ -243,14 +287,18 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
                 return
             }
         }
-        guard flush() else { return }
+        drain()
+        if diskFailed.load(ordering: .acquiring) { return }   // already failed, readers cut off
         let (written, length) = state.withLock { ($0.written, $0.length) }
         Log.debug("ingest complete", ["digest": digest.description, "bytes": "\(written)", "chunks": "\(chunks)"])
         guard written == length else {
             fail(.protocolError("upstream sent \(written) of \(length) bytes"))
             return
         }
-        let actual = computed ?? hasher.finish()
+        guard let actual = computed else {
+            fail(.protocolError("upstream sent \(written) of \(length) bytes"))
+            return
+        }
         guard actual == digest else {
             counters.recordMismatch(source: upstreamName, expected: digest.description, actual: actual.description)
             Log.error("digest mismatch: blob discarded", ["upstream": upstreamName, "expected": digest.description, "actual": actual.description, "bytes": "\(written)"])
@@ -280,6 +328,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     }
 
     func fail(_ e: UpstreamError) {
+        diskFailed.store(true, ordering: .releasing)   // the disk stage stops writing
         let (heads, datas, dones) = state.withLock { s -> ([@Sendable (Result<Int64, UpstreamError>) -> Void], [@Sendable () -> Void], [@Sendable (UpstreamError?) -> Void]) in
             if case .failed = s.phase { return ([], [], []) }
             s.phase = .failed(e)
