@@ -150,6 +150,29 @@ final class RegistryPullThroughTests: XCTestCase {
         XCTAssertEqual(up.blobGets(digest), 1)
     }
 
+    /// Regression: the send timeout of a blob streamed while it was fetched
+    /// was set at the first full socket buffer and never cleared, so a client
+    /// slower than the upstream was cut off `send_timeout` later although it
+    /// kept reading (found by bench/run: 50 clients piping through sha256sum).
+    func testSlowReaderOfAColdBlobIsNotCutOff() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/slow", tag: "v1", layers: 1, layerSize: 100_000_000)
+        let m = try AnchorageServer(self, serverKeys: "send_timeout = 2s\n", config: "[registry \"upstream.test\"]\nurl = \(up.url)\ndefault = true\n")
+        let manifest = try curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(m.base)/v2/team/slow/manifests/v1"]).stdout
+        let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])
+        let layer = try XCTUnwrap((obj["layers"] as? [[String: Any]])?.first)
+        let digest = try XCTUnwrap(layer["digest"] as? String)
+        for pass in ["cold", "cached"] {
+            // 100 MB at 25 MB/s: about 4 s of steady reading, twice send_timeout.
+            // (Much slower readers can legitimately stall the sender longer
+            // than 2 s: megabytes sit in the socket buffers between wake-ups.)
+            let out = m.dir.file("slow-\(pass)")
+            let r = try curl(["--limit-rate", "25M", "-o", out, "-w", "%{size_download}", "\(m.base)/v2/team/slow/blobs/\(digest)"], timeout: 60)
+            XCTAssertEqual(r.status, 0, "\(pass): curl exit \(r.status) after \(r.stdout) bytes")
+            XCTAssertEqual(try sha256File(out), digest, pass)
+        }
+    }
+
     func testTamperedUpstreamBlobIsNeverCachedNorServedWhole() throws {
         let up = try UpstreamRegistry(self)
         try up.push(name: "team/app", tag: "v1", layers: 1, layerSize: 3_000_000)

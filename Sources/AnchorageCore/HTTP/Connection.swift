@@ -220,6 +220,7 @@ final class Connection: EventHandler, @unchecked Sendable {
                     close(); return
                 }
                 out.headSent += n
+                deadline = 0
                 if out.headSent == out.head.count { headSentMicros = monotonicMicros() }
                 continue
             }
@@ -268,6 +269,7 @@ final class Connection: EventHandler, @unchecked Sendable {
                 }
                 if n == 0 { close(); return }
                 out.bodySent += Int64(n)
+                deadline = 0   // progress: send_timeout counts from the next stall
             }
         }
     }
