@@ -27,6 +27,8 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
         var headWaiters: [@Sendable (Result<Int64, UpstreamError>) -> Void] = []
         var dataWaiters: [(offset: Int64, wake: @Sendable () -> Void)] = []
         var doneWaiters: [@Sendable (UpstreamError?) -> Void] = []
+        /// Failed, or verified and committed: `doneWaiters` have run.
+        var finished = false
     }
 
     static let tailHold: Int64 = 64 * 1024
@@ -129,25 +131,17 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     /// Calls back once the ingest is verified (nil) or failed (the error).
     func whenFinished(_ cb: @escaping @Sendable (UpstreamError?) -> Void) {
         let now: UpstreamError?? = state.withLock { s in
-            switch s.phase {
-            case .verified: return .some(nil)
-            case .failed(let e): return .some(e)
-            default:
+            guard s.finished else {
                 s.doneWaiters.append(cb)
                 return nil
             }
+            if case .failed(let e) = s.phase { return .some(e) }
+            return .some(nil)
         }
         if let now { cb(now) }
     }
 
-    var isFinished: Bool {
-        state.withLock { s in
-            switch s.phase {
-            case .verified, .failed: true
-            default: false
-            }
-        }
-    }
+    var isFinished: Bool { state.withLock { $0.finished } }
 
     // MARK: TransferSink (fetch thread)
 
@@ -305,6 +299,16 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             fail(.digestMismatch(expected: digest.description, actual: actual.description))
             return
         }
+        // Verified: release the withheld tail to every reader now. Making the
+        // entry durable (fsync of the whole file, then rename) can take a
+        // second for a large blob; clients need not wait for it, only the
+        // cache entry does, and it appears only after both.
+        let wake = state.withLock { s -> [@Sendable () -> Void] in
+            s.phase = .verified
+            defer { s.dataWaiters = [] }
+            return s.dataWaiters.map(\.wake)
+        }
+        for w in wake { w() }
         if cacheable {
             if !store.commit(tempPath: tempPath, fd: fd, digest: digest, size: written) {
                 // Serving can still finish from the open temp file; it is just not cached.
@@ -315,15 +319,11 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             unlink(tempPath)
             Log.warn("blob larger than the cache: served without caching", ["digest": digest.description, "bytes": "\(written)"])
         }
-        let (wake, done) = state.withLock { s -> ([@Sendable () -> Void], [@Sendable (UpstreamError?) -> Void]) in
-            s.phase = .verified
-            defer {
-                s.dataWaiters = []
-                s.doneWaiters = []
-            }
-            return (s.dataWaiters.map(\.wake), s.doneWaiters)
+        let done = state.withLock { s -> [@Sendable (UpstreamError?) -> Void] in
+            s.finished = true
+            defer { s.doneWaiters = [] }
+            return s.doneWaiters
         }
-        for w in wake { w() }
         for d in done { d(nil) }
     }
 
@@ -332,6 +332,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
         let (heads, datas, dones) = state.withLock { s -> ([@Sendable (Result<Int64, UpstreamError>) -> Void], [@Sendable () -> Void], [@Sendable (UpstreamError?) -> Void]) in
             if case .failed = s.phase { return ([], [], []) }
             s.phase = .failed(e)
+            s.finished = true
             defer {
                 s.headWaiters = []
                 s.dataWaiters = []
