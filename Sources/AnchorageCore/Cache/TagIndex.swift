@@ -50,22 +50,23 @@ final class TagIndex: Sendable {
 
     func put(upstream: String, name: RepositoryName, tag: Tag, record: TagRecord) {
         let path = layout.tag(upstream: upstream, name: name, tag: tag)
-        let previous = memo.withLock { m -> TagRecord? in
-            defer { m[path] = record }
-            return m[path]
-        }
         // A revalidation that found the same digest only moves `checkedAt`:
         // losing that in a crash costs one extra check, so it is written at
         // most once a minute and without fsync. A new digest is written durably.
-        if let p = previous, p.digest == record.digest, p.mediaType == record.mediaType {
+        enum Write { case none, lazy, durable }
+        let write = memo.withLock { m -> Write in
+            var r = record
+            defer { m[path] = r }
+            guard let p = m[path], p.digest == record.digest, p.mediaType == record.mediaType else { return .durable }
             if record.checkedAt - p.persistedAt < 60_000 {
-                memo.withLock { $0[path]?.persistedAt = p.persistedAt }
-                return
+                r.persistedAt = p.persistedAt
+                return .none
             }
-            _ = writeFileAtomically(path, TagIndex.encode(record), durable: false)
-            return
+            return .lazy
         }
-        _ = writeFileAtomically(path, TagIndex.encode(record))
+        if write != .none {
+            _ = writeFileAtomically(path, TagIndex.encode(record), durable: write == .durable)
+        }
     }
 
     private static func encode(_ r: TagRecord) -> [UInt8] {

@@ -236,7 +236,6 @@ final class Connection: EventHandler, @unchecked Sendable {
                     if n == -3 { continue }
                     close(); return
                 }
-                if n == 0 { close(); return }   // file shorter than promised: never pad
                 out.bodySent += Int64(n)
                 deadline = 0
             case .growing(let source, let offset, let length):
@@ -267,7 +266,6 @@ final class Connection: EventHandler, @unchecked Sendable {
                     if n == -3 { continue }
                     close(); return
                 }
-                if n == 0 { close(); return }
                 out.bodySent += Int64(n)
                 deadline = 0   // progress: send_timeout counts from the next stall
             }
@@ -292,7 +290,8 @@ final class Connection: EventHandler, @unchecked Sendable {
     }
 
     /// Sends up to `count` bytes of a file from `offset`: sendfile(2) in the
-    /// clear; under TLS through a 64 KiB staging buffer (a staged chunk is
+    /// clear (0 bytes means the file is shorter than promised: that is a
+    /// failure, never padded); under TLS through a 64 KiB staging buffer (a staged chunk is
     /// retried as it is until OpenSSL took it, as SSL_write requires).
     private func sendFromFile(_ file: Int32, at offset: Int64, count: Int64) -> Int {
         guard tls != nil else {

@@ -54,7 +54,7 @@ final class ManifestService: Sendable {
 
     private func byTag(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag, accept: String?) -> HTTPResponse {
         let now = CacheIndex.nowMillis()
-        let ttl = upstream.config.manifestTTL.map { $0.milliseconds } ?? defaultTTL
+        let ttl = freshFor(upstream)
         let record = tags.get(upstream: upstream.name, name: name, tag: tag)
         let cached = record.flatMap { rec in store.contains(rec.digest) ? rec : nil }
         if let rec = cached, now - rec.checkedAt < ttl, let r = cachedResponse(rec.digest, mediaType: rec.mediaType, cache: "hit") {
@@ -158,9 +158,20 @@ final class ManifestService: Sendable {
     /// anything that needs the upstream or the tag's file goes to a worker.
     func cachedFreshTag(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag) -> HTTPResponse? {
         guard let rec = tags.memoized(upstream: upstream.name, name: name, tag: tag) else { return nil }
-        let ttl = upstream.config.manifestTTL.map { $0.milliseconds } ?? defaultTTL
-        guard CacheIndex.nowMillis() - rec.checkedAt < ttl else { return nil }
+        guard CacheIndex.nowMillis() - rec.checkedAt < freshFor(upstream) else { return nil }
         return cachedResponse(rec.digest, mediaType: rec.mediaType, cache: "hit")
+    }
+
+    /// How long a checked tag is served without asking: the registry's
+    /// `manifest_ttl`, else the cache-wide one (ms).
+    private func freshFor(_ upstream: RegistryUpstream) -> Int64 {
+        upstream.config.manifestTTL.map { $0.milliseconds } ?? defaultTTL
+    }
+
+    /// The media type to serve: the caller's (a tag record's), the stored
+    /// one, else the manifest's own `mediaType` field.
+    private func mediaType(_ d: Digest, given: String?, body: @autoclosure () -> [UInt8]) -> String {
+        given ?? store.mediaType(d) ?? ManifestService.mediaType(nil, body())
     }
 
     private func cachedResponse(_ d: Digest, mediaType: String?, cache: String) -> HTTPResponse? {
@@ -171,10 +182,10 @@ final class ManifestService: Sendable {
         guard let f = store.open(d) else { return nil }
         guard let bytes = f.readAll(limit: HotBlobs.maxEntryBytes) else {
             // Large (a big index): served from the file as it is.
-            let type = mediaType ?? store.mediaType(d) ?? ManifestService.mediaType(nil, store.readAll(d, limit: ManifestService.maxManifestBytes) ?? [])
+            let type = self.mediaType(d, given: mediaType, body: f.readAll(limit: ManifestService.maxManifestBytes) ?? [])
             return response(body: .file(f, offset: 0, length: f.size), digest: d, mediaType: type, cache: cache)
         }
-        let type = mediaType ?? store.mediaType(d) ?? ManifestService.mediaType(nil, bytes)
+        let type = self.mediaType(d, given: mediaType, body: bytes)
         guard hot.put(d, bytes, mediaType: type) else {
             // The disk copy no longer hashes to its name: never serve it;
             // the caller fetches a good copy, which replaces it.
