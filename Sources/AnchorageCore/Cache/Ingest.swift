@@ -45,13 +45,13 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     private var cacheable = true            // fetch thread only
     // libcurl's chunks are gathered in a spool and handed to the disk stage
     // in one go, so one hash call, one pwrite and one wake-up serve up to
-    // 1 MiB. The first hand-off comes at 128 KiB to keep the first byte early.
+    // 1 MiB. The first hand-off comes at 16 KiB to keep the first byte early.
     private let spools = [UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096),
                           UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096)]
     private var current = 0                 // fetch thread: the spool being filled
     private var spooled = 0                 // fetch thread: bytes in it
     private var received: Int64 = 0         // fetch thread: bytes taken from libcurl
-    private var flushAt = 128 * 1024
+    private var flushAt = 16 * 1024
     private var chunks = 0
     private var drained = false             // fetch thread: disk stage finished
     /// The disk stage: hashes and writes spools in order.
