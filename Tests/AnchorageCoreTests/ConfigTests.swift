@@ -59,6 +59,7 @@ final class ConfigTests: XCTestCase {
         expectError("[cache]\nmanifest_ttl = 5 minutes\n", line: 2, contains: "expected a duration")
         expectError("[server]\nlisten = localhost:5000\n", line: 2, contains: "expected an address")
         expectError("[server]\nlisten = 1.2.3.4:99999\n", line: 2, contains: "invalid value")
+        expectError("[server]\nsendfile = sometimes\n", line: 2, contains: "expected one of auto, on, off")
         expectError("[cache]\npath = a\n\npath = b\n", line: 4, contains: "duplicate key 'path' (first set on line 2)")
         expectError("[server]\n[server]\n", line: 2, contains: "duplicate section")
         expectError("[registry \"a.io\"]\ndefault = true\n", line: 1, contains: "missing required key 'url'")

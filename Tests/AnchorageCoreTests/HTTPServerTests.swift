@@ -127,6 +127,55 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob))
     }
 
+    /// Plain clients get file bodies by sendfile(2) or through the loop's
+    /// copy buffer (auto copies for loopback clients, as every test here
+    /// is): whole, ranged, growing, and to a reader slower than the server
+    /// (partial sends, the rest read again), the bytes must be exact.
+    func testFileBodiesAreByteExactBySendfileAndByCopy() throws {
+        for mode in SendfileMode.allCases {
+            try start { $0.sendfile = mode }
+            let out = dir.file("out-\(mode)")
+            var r = try curl(["-o", out, "-w", "%{http_code} %{size_download}", "\(base)/blob"])
+            XCTAssertEqual(r.stdout, "200 \(blob.count)", "\(mode)")
+            XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob), "\(mode)")
+            r = try curl(["-r", "300001-4500000", "-o", out, "-w", "%{http_code}", "\(base)/blob"])
+            XCTAssertEqual(r.stdout, "206", "\(mode)")
+            XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob[300001...4500000]), "\(mode)")
+            r = try curl(["--limit-rate", "24M", "-o", out, "-w", "%{http_code}", "\(base)/blob"])
+            XCTAssertEqual(r.stdout, "200", "\(mode)")
+            XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob), "\(mode): slow reader")
+
+            let g = TestGrowingFile(path: dir.file("g-\(mode)"), length: Int64(blob.count))
+            growing.put("/growing/\(mode)", g)
+            let client = try BackgroundProcess(self, ["curl", "-sS", "-o", out, "\(base)/growing/\(mode)"], logPath: dir.file("curl-\(mode).log"))
+            for i in stride(from: 0, to: blob.count, by: 1 << 20) {
+                g.append(Array(blob[i..<min(i + (1 << 20), blob.count)]))
+                usleep(10_000)
+            }
+            client.process.waitUntilExit()
+            XCTAssertEqual(client.process.terminationStatus, 0, "\(mode): \(client.log)")
+            XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob), "\(mode): growing")
+            server?.shutdown(grace: 1)
+            server = nil
+        }
+    }
+
+    func testSendfileModeDecidesByThePeersAddress() {
+        let v4 = { (a: UInt8, b: UInt8, c: UInt8, d: UInt8) in PeerAddress(bytes: [a, b, c, d], port: 1) }
+        let v6 = { (tail: [UInt8]) in PeerAddress(bytes: [UInt8](repeating: 0, count: 16 - tail.count) + tail, port: 1) }
+        XCTAssertTrue(v4(127, 0, 0, 1).isLoopback)
+        XCTAssertTrue(v4(127, 9, 8, 7).isLoopback)
+        XCTAssertFalse(v4(10, 0, 0, 1).isLoopback)
+        XCTAssertTrue(v6([1]).isLoopback)
+        XCTAssertTrue(v6([0xff, 0xff, 127, 0, 0, 1]).isLoopback)
+        XCTAssertFalse(v6([0xff, 0xff, 10, 0, 0, 1]).isLoopback)
+        XCTAssertFalse(PeerAddress(bytes: [0xfd] + [UInt8](repeating: 0, count: 14) + [1], port: 1).isLoopback)
+        XCTAssertFalse(SendfileMode.auto.usesSendfile(to: v4(127, 0, 0, 1)))
+        XCTAssertTrue(SendfileMode.auto.usesSendfile(to: v4(192, 168, 1, 2)))
+        XCTAssertTrue(SendfileMode.on.usesSendfile(to: v4(127, 0, 0, 1)))
+        XCTAssertFalse(SendfileMode.off.usesSendfile(to: v4(192, 168, 1, 2)))
+    }
+
     func testRangesHeadAnd304WithCurl() throws {
         try start()
         let out = dir.file("range")

@@ -1,6 +1,7 @@
 /// How one key's value is read.
 public enum ConfigValueKind: Sendable {
-    case string, path, url, size, duration, bool, listen, logLevel, cidr
+    case string, path, url, size, duration, bool, listen, cidr
+    case oneOf([String])
     case integer(ClosedRange<Int>)
 
     var expectation: String {
@@ -12,7 +13,7 @@ public enum ConfigValueKind: Sendable {
         case .duration: "a duration such as 30s, 5m, 6h"
         case .bool: "true or false"
         case .listen: "an address such as 0.0.0.0:5000 or [::]:5000"
-        case .logLevel: "one of debug, info, warn, error"
+        case .oneOf(let words): "one of \(words.joined(separator: ", "))"
         case .cidr: "an address or CIDR block such as 10.0.0.0/8 or fd00::/8"
         case .integer(let r): "an integer in \(r.lowerBound)...\(r.upperBound)"
         }
@@ -90,7 +91,7 @@ struct SectionReader {
         case .duration: ok = ConfigDuration(parsing: v) != nil
         case .bool: ok = ["true", "false", "yes", "no", "on", "off"].contains(v)
         case .listen: ok = ListenAddress(parsing: v) != nil
-        case .logLevel: ok = ["debug", "info", "warn", "error"].contains(v)
+        case .oneOf(let words): ok = words.contains(v)
         case .cidr: ok = AddressRange(v) != nil
         case .integer(let r): ok = Int(v).map { r.contains($0) } ?? false
         }

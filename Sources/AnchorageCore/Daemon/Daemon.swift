@@ -35,6 +35,7 @@ public enum Daemon {
         options.headerTimeoutMillis = UInt64(config.server.headerTimeout.milliseconds)
         options.idleTimeoutMillis = UInt64(config.server.idleTimeout.milliseconds)
         options.sendTimeoutMillis = UInt64(config.server.sendTimeout.milliseconds)
+        options.sendfile = config.server.sendfile
         options.accessLog = config.server.accessLog
         options.tlsListen = config.server.tlsListen
         if let cert = config.server.tlsCert, let key = config.server.tlsKey, !config.server.tlsListen.isEmpty {

@@ -54,6 +54,8 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// into this buffer and encrypted from it; `staged` bytes wait to be written.
     private var staging: UnsafeMutableRawBufferPointer?
     private var staged = 0, stagedSent = 0
+    /// Plain connections: file bodies by sendfile(2), or copied (see `SendfileMode`).
+    private let usesSendfile: Bool
 
     init(fd: Int32, peer: PeerAddress, context: LoopContext, tls: OpaquePointer? = nil) {
         self.tls = tls
@@ -62,6 +64,7 @@ final class Connection: EventHandler, @unchecked Sendable {
         self.loop = context.loop
         self.context = context
         self.parser = HTTPRequestParser(limits: context.options.parserLimits)
+        usesSendfile = context.options.sendfile.usesSendfile(to: peer)
         deadline = monotonicMillis() + context.options.headerTimeoutMillis
     }
 
@@ -289,12 +292,14 @@ final class Connection: EventHandler, @unchecked Sendable {
         return errno == EAGAIN ? -1 : errno == EINTR ? -3 : -2
     }
 
-    /// Sends up to `count` bytes of a file from `offset`: sendfile(2) in the
-    /// clear (0 bytes means the file is shorter than promised: that is a
-    /// failure, never padded); under TLS through a 64 KiB staging buffer (a staged chunk is
-    /// retried as it is until OpenSSL took it, as SSL_write requires).
+    /// Sends up to `count` bytes of a file from `offset`: in the clear by
+    /// sendfile(2) or through the loop's copy buffer (a file shorter than
+    /// promised is a failure, never padded); under TLS through a 64 KiB
+    /// staging buffer (a staged chunk is retried as it is until OpenSSL took
+    /// it, as SSL_write requires).
     private func sendFromFile(_ file: Int32, at offset: Int64, count: Int64) -> Int {
         guard tls != nil else {
+            if !usesSendfile { return sendCopied(file, at: offset, count: count) }
             var off = offset
             let n = anch_sendfile(fd, file, &off, Int(count))
             if n >= 0 { return n == 0 ? -2 : n }
@@ -312,6 +317,16 @@ final class Connection: EventHandler, @unchecked Sendable {
         let n = sendBytes(UnsafeRawBufferPointer(rebasing: buf[stagedSent..<staged]), flags: 0)
         if n > 0 { stagedSent += n }
         return n
+    }
+
+    /// One read into the loop's copy buffer and one send from it; bytes the
+    /// socket did not take are read again next time (the file is immutable
+    /// up to what was published, so that is only a repeated read).
+    private func sendCopied(_ file: Int32, at offset: Int64, count: Int64) -> Int {
+        let buf = context.copyBuffer
+        let r = pread(file, buf.baseAddress, Int(min(count, Int64(buf.count))), off_t(offset))
+        if r <= 0 { return r == 0 ? -2 : (errno == EINTR ? -3 : -2) }
+        return sendBytes(UnsafeRawBufferPointer(rebasing: buf[0..<r]), flags: 0)
     }
 
     /// Appends `length` bytes of a file to the head buffer; false (and the

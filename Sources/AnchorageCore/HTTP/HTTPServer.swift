@@ -12,6 +12,7 @@ public struct HTTPServerOptions: Sendable {
     public var idleTimeoutMillis: UInt64 = 60_000
     public var sendTimeoutMillis: UInt64 = 60_000
     public var accessLog = true
+    public var sendfile = SendfileMode.auto
     public var parserLimits = HTTPParserLimits()
     /// Called once per finished response (metrics), on the loop thread.
     public var observer: (@Sendable (AccessRecord) -> Void)?
@@ -22,13 +23,36 @@ public struct HTTPServerOptions: Sendable {
     }
 }
 
+/// How file bodies reach a plain (non-TLS) client. sendfile(2) hands the
+/// page cache's 4 KiB pages to the socket: no copy in the sender, which is
+/// what a NIC with scatter-gather wants. Over loopback the receiver copies
+/// every byte anyway, and out of those small fragments it is slow: reading
+/// into a 256 KiB buffer and sending from it (the socket then holds 32 KiB
+/// fragments) measured 2× the single-client throughput on a warm 1 GiB blob
+/// (2.4-3.5 -> 5.7-6.6 GB/s, server CPU 0.35 -> 0.16 s/GiB) and +20% with
+/// 100 clients (the clients' CPU fell 8.1 -> 5.3 s per 20 GB).
+public enum SendfileMode: String, Sendable, CaseIterable {
+    case auto, on, off
+
+    func usesSendfile(to peer: PeerAddress) -> Bool {
+        switch self {
+        case .on: true
+        case .off: false
+        case .auto: !peer.isLoopback
+        }
+    }
+}
+
 /// Per-loop state shared by that loop's connections: the scratch read buffer,
-/// the connection table for timeout sweeps, the handler.
+/// the body copy buffer, the connection table for timeout sweeps, the handler.
 final class LoopContext: EventHandler, @unchecked Sendable {
     let loop: EventLoop
     let options: HTTPServerOptions
     let handler: any HTTPHandler
     let scratch: UnsafeMutableRawBufferPointer
+    /// File bodies sent without sendfile are read into this, one send at a
+    /// time; what a socket did not take is read again on its next turn.
+    let copyBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 4096)
     let dates = HTTPDateCache()
     private(set) var connections: [Int32: Connection] = [:]
     var listeners: [Int32] = []
@@ -51,7 +75,10 @@ final class LoopContext: EventHandler, @unchecked Sendable {
         }
     }
 
-    deinit { scratch.deallocate() }
+    deinit {
+        scratch.deallocate()
+        copyBuffer.deallocate()
+    }
 
     /// A listener became readable.
     func handleEvent(_ events: UInt32) {
