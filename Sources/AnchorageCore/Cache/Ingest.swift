@@ -6,7 +6,7 @@ import Synchronization
 /// client that asks for it meanwhile (single flight).
 ///
 /// Two stages, so receiving and hashing/writing use both cores: the fetch
-/// thread copies libcurl's chunks into one of two 1 MiB spools; a full spool
+/// thread copies libcurl's chunks into one of four 1 MiB spools; a full spool
 /// goes to this ingest's serial disk stage, which hashes it, `pwrite`s it to
 /// a temp file, publishes the new length and wakes waiting connections, which
 /// `sendfile` from the same temp file. The last `tailHold` bytes are withheld
@@ -46,8 +46,12 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     // libcurl's chunks are gathered in a spool and handed to the disk stage
     // in one go, so one hash call, one pwrite and one wake-up serve up to
     // 1 MiB. The first hand-off comes at 16 KiB to keep the first byte early.
-    private let spools = [UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096),
-                          UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096)]
+    // Four spools rather than two: the stages stall less on each other
+    // (cold 1 GiB 1018-1047 -> 1042-1098 MB/s; eight gave little more).
+    static let spoolCount = 4
+    private let spools = (0..<Ingest.spoolCount).map { _ in
+        UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096)
+    }
     private var current = 0                 // fetch thread: the spool being filled
     private var spooled = 0                 // fetch thread: bytes in it
     private var received: Int64 = 0         // fetch thread: bytes taken from libcurl
@@ -56,8 +60,8 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     private var drained = false             // fetch thread: disk stage finished
     /// The disk stage: hashes and writes spools in order.
     private let disk = DispatchQueue(label: "anchorage.ingest")
-    /// The spool not being filled is free (1) or still in the disk stage (0).
-    private let spareSpool = DispatchSemaphore(value: 1)
+    /// Spools neither being filled nor still in the disk stage.
+    private let spareSpool = DispatchSemaphore(value: Ingest.spoolCount - 1)
     private var flushed: Int64 = 0          // disk stage only
     private var evictedForSpace = false     // disk stage only
     private let diskFailed = Atomic<Bool>(false)
@@ -209,7 +213,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             }
             spareSpool.signal()
         }
-        current = 1 - current
+        current = (current + 1) % Ingest.spoolCount
         spooled = 0
     }
 
