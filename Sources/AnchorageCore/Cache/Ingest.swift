@@ -9,7 +9,7 @@ import Synchronization
 /// thread copies libcurl's chunks into one of four 1 MiB spools; a full spool
 /// goes to this ingest's serial disk stage, which hashes it, `pwrite`s it to
 /// a temp file, publishes the new length and wakes waiting connections, which
-/// `sendfile` from the same temp file. The last `tailHold` bytes are withheld
+/// send from the same temp file. The last `tailHold` bytes are withheld
 /// from every reader until the digest and length have been checked: on a
 /// match the file is renamed into the store and the tail released; on a
 /// mismatch the temp file is deleted and every reader is cut off, so no

@@ -26,9 +26,10 @@ public struct HTTPServerOptions: Sendable {
 /// How file bodies reach a plain (non-TLS) client. sendfile(2) hands the
 /// page cache's 4 KiB pages to the socket: no copy in the sender, which is
 /// what a NIC with scatter-gather wants. Over loopback the receiver copies
-/// every byte anyway, and out of those small fragments it is slow: reading
-/// into a 256 KiB buffer and sending from it (the socket then holds 32 KiB
-/// fragments) measured 2× the single-client throughput on a warm 1 GiB blob
+/// every byte anyway, and measured here it copies out of page-cache pages
+/// far more slowly than out of a sender's own buffers: reading into a
+/// 256 KiB buffer and sending from it measured 2× the single-client
+/// throughput on a warm 1 GiB blob
 /// (2.4-3.5 -> 5.7-6.6 GB/s, server CPU 0.35 -> 0.16 s/GiB) and +20% with
 /// 100 clients (the clients' CPU fell 8.1 -> 5.3 s per 20 GB).
 public enum SendfileMode: String, Sendable, CaseIterable {
@@ -50,8 +51,7 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     let options: HTTPServerOptions
     let handler: any HTTPHandler
     let scratch: UnsafeMutableRawBufferPointer
-    /// File bodies sent without sendfile are read into this, one send at a
-    /// time; what a socket did not take is read again on its next turn.
+    /// File bodies sent without sendfile go through this (`Connection.sendCopied`).
     let copyBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 4096)
     let dates = HTTPDateCache()
     private(set) var connections: [Int32: Connection] = [:]
