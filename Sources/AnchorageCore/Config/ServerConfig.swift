@@ -134,16 +134,11 @@ public struct LogConfig: Sendable, Equatable {
     public var level: Log.Level
 
     static let schema = SectionSchema(kind: "log", named: false, keys: [
-        ConfigKey("level", .oneOf(["debug", "info", "warn", "error"]), default: "info", help: "least severe level written to stderr: debug, info, warn, error"),
+        ConfigKey("level", .oneOf(Log.Level.allCases.map(\.name)), default: "info", help: "least severe level written to stderr: debug, info, warn, error"),
     ])
 
     init(_ r: SectionReader) {
-        switch r.string("level") {
-        case "debug": level = .debug
-        case "warn": level = .warn
-        case "error": level = .error
-        default: level = .info
-        }
+        level = Log.Level.allCases.first { $0.name == r.string("level") } ?? .info
     }
 
     func render() -> [(String, String)] { [("level", level.name)] }

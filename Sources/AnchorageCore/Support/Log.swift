@@ -3,7 +3,7 @@ import Glibc
 /// Structured logging in logfmt on stderr, one line per event. A line is
 /// written with a single write(2) so lines from different threads never mix.
 public enum Log {
-    public enum Level: Int, Sendable, Comparable {
+    public enum Level: Int, Sendable, Comparable, CaseIterable {
         case debug, info, warn, error
         public static func < (a: Level, b: Level) -> Bool { a.rawValue < b.rawValue }
         var name: String { ["debug", "info", "warn", "error"][rawValue] }
