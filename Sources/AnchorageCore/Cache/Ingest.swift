@@ -5,11 +5,11 @@ import Synchronization
 /// One blob being fetched from an upstream into the cache, shared by every
 /// client that asks for it meanwhile (single flight).
 ///
-/// Two stages, so receiving and hashing/writing use both cores: the fetch
-/// thread copies libcurl's chunks into one of four 1 MiB spools; a full spool
-/// goes to this ingest's serial disk stage, which hashes it, `pwrite`s it to
-/// a temp file, publishes the new length and wakes waiting connections, which
-/// send from the same temp file. The last `tailHold` bytes are withheld
+/// Two stages, so receiving and hashing use both cores: the fetch thread
+/// copies libcurl's chunks into one of four 1 MiB spools, `pwrite`s each
+/// 64 KiB of it to a temp file and publishes the new length (waking waiting
+/// connections, which send from the same temp file); a full spool goes to
+/// this ingest's serial hash stage. The last `tailHold` bytes are withheld
 /// from every reader until the digest and length have been checked: on a
 /// match the file is renamed into the store and the tail released; on a
 /// mismatch the temp file is deleted and every reader is cut off, so no
@@ -38,16 +38,15 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     let tempPath: String
     let upstreamName: String
     private let store: BlobStore
-    private let hasher: Hasher             // disk stage; the fetch thread once it is drained
+    private let hasher: Hasher             // hash stage; the fetch thread once it is drained
     private var upstreamStatus = 0          // fetch thread only
     private var upstreamHeaders = HTTPHeaders()
     private var reserved: Int64 = 0         // fetch thread only
     private var cacheable = true            // fetch thread only
-    // libcurl's chunks are gathered in a spool and handed to the disk stage
-    // in one go, so one hash call, one pwrite and one wake-up serve up to
-    // 1 MiB. The first hand-off comes at 16 KiB to keep the first byte early.
-    // Four spools rather than two: the stages stall less on each other
-    // (cold 1 GiB 1018-1047 -> 1042-1098 MB/s; eight gave little more).
+    // libcurl's chunks are gathered in a spool and handed to the hash stage
+    // in one go, so one hash call and one wake-up serve 1 MiB. Four spools
+    // rather than two: the stages stall less on each other (cold 1 GiB
+    // 1018-1047 -> 1042-1098 MB/s; eight gave little more).
     static let spoolCount = 4
     private let spools = (0..<Ingest.spoolCount).map { _ in
         UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096)
@@ -55,19 +54,37 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     private var current = 0                 // fetch thread: the spool being filled
     private var spooled = 0                 // fetch thread: bytes in it
     private var received: Int64 = 0         // fetch thread: bytes taken from libcurl
-    private var flushAt = 16 * 1024
+    private var onDisk: Int64 = 0           // fetch thread: bytes written to the temp file
+    private var spoolOnDisk = 0             // fetch thread: bytes of the current spool written
+    private var announced: Int64 = 0        // fetch thread: bytes published to readers
+    /// The fetch thread writes the file itself, 64 KiB at a time, right
+    /// after libcurl read the bytes from the socket. The kernel sizes the
+    /// page-cache folios it allocates by the write; on the 2-core test VM
+    /// large folios were often slow to fill (perf: the time in
+    /// `copy_folio_from_iter_atomic`), so cold 1 GiB pulls were bimodal when
+    /// a disk thread wrote 1 MiB spools: 330-560 MB/s at 2.2-3.2 CPU-s in
+    /// the slow mode, ~1000 at ~1.2 in the fast one. From the fetch thread,
+    /// per step (CPU-s per GiB, three rounds): libcurl's 16 KiB chunks
+    /// 1.54-1.57, 32 KiB 1.44-1.46, 64 KiB 1.23-1.47, 128 KiB 1.24-1.44,
+    /// 256 KiB 2.75-3.32, 1 MiB 1.77-2.15.
+    static let writeStep = 64 * 1024
     private var chunks = 0
-    private var drained = false             // fetch thread: disk stage finished
-    /// The disk stage: hashes and writes spools in order.
-    private let disk = DispatchQueue(label: "anchorage.ingest")
-    /// Spools neither being filled nor still in the disk stage.
+    private var drained = false             // fetch thread: hash stage finished
+    private var evictedForSpace = false     // fetch thread
+    /// The hash stage: hashes spools in order.
+    private let hashing = DispatchQueue(label: "anchorage.ingest")
+    /// Spools neither being filled nor still in the hash stage.
     private let spareSpool = DispatchSemaphore(value: Ingest.spoolCount - 1)
-    private var flushed: Int64 = 0          // disk stage only
-    private var evictedForSpace = false     // disk stage only
-    private let diskFailed = Atomic<Bool>(false)
-    /// The content's digest, settled once the disk stage has drained (fetch thread).
+    /// Set when the ingest failed: the hash stage skips what is left.
+    private let stopped = Atomic<Bool>(false)
+    /// The content's digest, settled once the hash stage has drained (fetch thread).
     private var computed: Digest?
     static let spoolCapacity = 1 << 20
+    /// Readers are woken when at least this much more is on disk (and for
+    /// the first chunk and the last), not for every chunk: one connection
+    /// wake-up per chunk doubled the sending loop's CPU on a cold 1 GiB
+    /// pull (0.50 -> 0.21-0.28 CPU-s).
+    static let publishStep: Int64 = 256 * 1024
     private let state = Mutex(State())
     let counters: Counters
 
@@ -150,7 +167,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     // MARK: TransferSink (fetch thread)
 
     /// A body that did not hash right may have come with a lying length:
-    /// libcurl asks right after the transfer, so this drains the disk stage.
+    /// libcurl asks right after the transfer, so this drains the hash stage.
     var keepConnection: Bool {
         drain()
         return computed == nil || computed == digest
@@ -182,65 +199,84 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             fail(.protocolError("upstream sent more bytes than its Content-Length"))
             return false
         }
-        guard !diskFailed.load(ordering: .acquiring) else { return false }
+        guard !stopped.load(ordering: .acquiring) else { return false }
+        guard let base = chunk.baseAddress, chunk.count > 0 else { return true }
         chunks += 1
         received += Int64(chunk.count)
         var offset = 0
         while offset < chunk.count {
             let n = min(chunk.count - offset, Ingest.spoolCapacity - spooled)
-            (spools[current].baseAddress! + spooled).copyMemory(from: chunk.baseAddress! + offset, byteCount: n)
+            (spools[current].baseAddress! + spooled).copyMemory(from: base + offset, byteCount: n)
             spooled += n
             offset += n
-            if spooled >= flushAt || spooled == Ingest.spoolCapacity {
-                handOff()
-                flushAt = min(flushAt * 2, Ingest.spoolCapacity)
+            if spooled == Ingest.spoolCapacity || spooled - spoolOnDisk >= Ingest.writeStep || onDisk == 0 || received == length {
+                guard flushSpool() else { return false }
             }
+            if spooled == Ingest.spoolCapacity { handOff() }
         }
         return true
     }
 
-    /// Gives the filled spool to the disk stage and switches to the other,
+    /// Gives the filled spool to the hash stage and switches to the next,
     /// waiting for the stage to be done with it (backpressure on the fetch).
     private func handOff() {
         guard spooled > 0 else { return }
         spareSpool.wait()
         let index = current, count = spooled
-        disk.async { [self] in
-            if !diskFailed.load(ordering: .acquiring) {
-                let buffer = UnsafeRawBufferPointer(rebasing: spools[index][0..<count])
-                hasher.update(buffer)
-                if !writeToDisk(buffer) { diskFailed.store(true, ordering: .releasing) }
+        hashing.async { [self] in
+            if !stopped.load(ordering: .acquiring) {
+                hasher.update(UnsafeRawBufferPointer(rebasing: spools[index][0..<count]))
             }
             spareSpool.signal()
         }
         current = (current + 1) % Ingest.spoolCount
         spooled = 0
+        spoolOnDisk = 0
     }
 
-    /// After the last chunk (fetch thread): hands off the rest, waits for the
-    /// disk stage, and settles the digest if every byte arrived.
+    /// After the last chunk (fetch thread): publishes what is on disk, hands
+    /// off the rest, waits for the hash stage and settles the digest if every
+    /// byte arrived.
     private func drain() {
         guard !drained else { return }
         drained = true
+        if !stopped.load(ordering: .acquiring), flushSpool(), announced < onDisk {
+            announced = onDisk
+            publish(written: onDisk)
+        }
         handOff()
-        disk.sync {}
-        if !diskFailed.load(ordering: .acquiring), received == state.withLock({ $0.length }) {
+        hashing.sync {}
+        if !stopped.load(ordering: .acquiring), received == state.withLock({ $0.length }) {
             computed = hasher.finish()
         }
     }
 
-    /// Disk stage: writes a spool to the temp file and publishes the new length.
-    private func writeToDisk(_ buffer: UnsafeRawBufferPointer) -> Bool {
+    /// Writes the current spool's new bytes to the temp file and publishes
+    /// them (fetch thread).
+    private func flushSpool() -> Bool {
+        guard spooled > spoolOnDisk else { return true }
+        guard writeToFile(UnsafeRawPointer(spools[current].baseAddress! + spoolOnDisk), spooled - spoolOnDisk) else { return false }
+        onDisk += Int64(spooled - spoolOnDisk)
+        spoolOnDisk = spooled
+        if onDisk - announced >= Ingest.publishStep || announced == 0 || onDisk == state.withLock({ $0.length }) {
+            announced = onDisk
+            publish(written: onDisk)
+        }
+        return true
+    }
+
+    /// Writes bytes at the end of the temp file (fetch thread).
+    private func writeToFile(_ base: UnsafeRawPointer, _ count: Int) -> Bool {
         var done = 0
-        while done < buffer.count {
-            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(flushed) + off_t(done))
+        while done < count {
+            let n = pwrite(fd, base + done, count - done, off_t(onDisk) + off_t(done))
             if n < 0 {
                 if errno == EINTR { continue }
                 // Disk full: make room once by evicting least recently used
                 // (unpinned) entries, then go on; otherwise fail cleanly below.
                 if errno == ENOSPC || errno == EDQUOT, !evictedForSpace {
                     evictedForSpace = true
-                    let remaining = state.withLock { $0.length } - flushed
+                    let remaining = state.withLock { $0.length } - onDisk
                     let freed = store.index.evict(downTo: max(0, store.index.totalBytes - remaining))
                     Log.warn("cache disk full: evicted to make room", ["digest": digest.description, "needed": "\(remaining)", "freed": "\(freed)"])
                     if freed > 0 { continue }
@@ -252,8 +288,6 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             }
             done += n
         }
-        flushed += Int64(buffer.count)
-        publish(written: flushed)
         return true
     }
 
@@ -286,7 +320,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             }
         }
         drain()
-        if diskFailed.load(ordering: .acquiring) { return }   // already failed, readers cut off
+        if stopped.load(ordering: .acquiring) { return }   // already failed, readers cut off
         let (written, length) = state.withLock { ($0.written, $0.length) }
         Log.debug("ingest complete", ["digest": digest.description, "bytes": "\(written)", "chunks": "\(chunks)"])
         guard written == length else {
@@ -332,7 +366,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     }
 
     func fail(_ e: UpstreamError) {
-        diskFailed.store(true, ordering: .releasing)   // the disk stage stops writing
+        stopped.store(true, ordering: .releasing)   // the fetch stops writing, the hash stage hashing
         let (heads, datas, dones) = state.withLock { s -> ([@Sendable (Result<Int64, UpstreamError>) -> Void], [@Sendable () -> Void], [@Sendable (UpstreamError?) -> Void]) in
             if case .failed = s.phase { return ([], [], []) }
             s.phase = .failed(e)
