@@ -57,9 +57,8 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     private var onDisk: Int64 = 0           // fetch thread: bytes written to the temp file
     private var spoolOnDisk = 0             // fetch thread: bytes of the current spool written
     private var announced: Int64 = 0        // fetch thread: bytes published to readers
-    /// The fetch thread writes the file itself, right after libcurl read the
-    /// bytes from the socket: the first chunk at once (for the first byte),
-    /// then up to each 64 KiB boundary of the file. The kernel sizes the
+    /// The fetch thread writes the file itself, 64 KiB at a time, right
+    /// after libcurl read the bytes from the socket. The kernel sizes the
     /// page-cache folios it allocates by the write; on the 2-core test VM
     /// large folios were often slow to fill (perf: the time in
     /// `copy_folio_from_iter_atomic`), so cold 1 GiB pulls were bimodal when
@@ -67,11 +66,8 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     /// the slow mode, ~1000 at ~1.2 in the fast one. From the fetch thread,
     /// per step (CPU-s per GiB, three rounds): libcurl's 16 KiB chunks
     /// 1.54-1.57, 32 KiB 1.44-1.46, 64 KiB 1.23-1.47, 128 KiB 1.24-1.44,
-    /// 256 KiB 2.75-3.32, 1 MiB 1.77-2.15. Steps on 64 KiB boundaries
-    /// rather than 64 KiB after the first chunk: reading the cached file
-    /// back costs 51-54 instead of 61-100 ms per GiB (warm serving), and the
-    /// cold pull 1.20-1.35 instead of 1.30-1.42 CPU-s.
-    static let writeStep: Int64 = 64 * 1024
+    /// 256 KiB 2.75-3.32, 1 MiB 1.77-2.15.
+    static let writeStep = 64 * 1024
     private var chunks = 0
     private var drained = false             // fetch thread: hash stage finished
     private var evictedForSpace = false     // fetch thread
@@ -213,14 +209,8 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             (spools[current].baseAddress! + spooled).copyMemory(from: base + offset, byteCount: n)
             spooled += n
             offset += n
-            if spooled == Ingest.spoolCapacity || onDisk == 0 || received == length {
-                guard flushSpool(upTo: spooled) else { return false }
-            } else {
-                // Up to the last 64 KiB boundary of the file that is spooled.
-                let boundary = (onDisk + Int64(spooled - spoolOnDisk)) / Ingest.writeStep * Ingest.writeStep
-                if boundary > onDisk {
-                    guard flushSpool(upTo: spoolOnDisk + Int(boundary - onDisk)) else { return false }
-                }
+            if spooled == Ingest.spoolCapacity || spooled - spoolOnDisk >= Ingest.writeStep || onDisk == 0 || received == length {
+                guard flushSpool() else { return false }
             }
             if spooled == Ingest.spoolCapacity { handOff() }
         }
@@ -250,7 +240,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     private func drain() {
         guard !drained else { return }
         drained = true
-        if !stopped.load(ordering: .acquiring), flushSpool(upTo: spooled), announced < onDisk {
+        if !stopped.load(ordering: .acquiring), flushSpool(), announced < onDisk {
             announced = onDisk
             publish(written: onDisk)
         }
@@ -261,13 +251,13 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
         }
     }
 
-    /// Writes the current spool's bytes up to `end` to the temp file and
-    /// publishes them (fetch thread).
-    private func flushSpool(upTo end: Int) -> Bool {
-        guard end > spoolOnDisk else { return true }
-        guard writeToFile(UnsafeRawPointer(spools[current].baseAddress! + spoolOnDisk), end - spoolOnDisk) else { return false }
-        onDisk += Int64(end - spoolOnDisk)
-        spoolOnDisk = end
+    /// Writes the current spool's new bytes to the temp file and publishes
+    /// them (fetch thread).
+    private func flushSpool() -> Bool {
+        guard spooled > spoolOnDisk else { return true }
+        guard writeToFile(UnsafeRawPointer(spools[current].baseAddress! + spoolOnDisk), spooled - spoolOnDisk) else { return false }
+        onDisk += Int64(spooled - spoolOnDisk)
+        spoolOnDisk = spooled
         if onDisk - announced >= Ingest.publishStep || announced == 0 || onDisk == state.withLock({ $0.length }) {
             announced = onDisk
             publish(written: onDisk)
