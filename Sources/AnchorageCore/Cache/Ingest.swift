@@ -66,7 +66,11 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     /// the slow mode, ~1000 at ~1.2 in the fast one. From the fetch thread,
     /// per step (CPU-s per GiB, three rounds): libcurl's 16 KiB chunks
     /// 1.54-1.57, 32 KiB 1.44-1.46, 64 KiB 1.23-1.47, 128 KiB 1.24-1.44,
-    /// 256 KiB 2.75-3.32, 1 MiB 1.77-2.15.
+    /// 256 KiB 2.75-3.32, 1 MiB 1.77-2.15. The steps start after the first
+    /// chunk, so they are not 64 KiB-aligned in the file; aligned steps
+    /// leave larger folios that read back faster (warm serving) but cold
+    /// pulls in bench/run fell to 647 MB/s at 2.06 CPU-s (32 KiB aligned:
+    /// 800 at 1.74) against 963 at 1.48 for these.
     static let writeStep = 64 * 1024
     private var chunks = 0
     private var drained = false             // fetch thread: hash stage finished
