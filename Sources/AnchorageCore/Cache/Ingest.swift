@@ -46,7 +46,8 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     // libcurl's chunks are gathered in a spool and handed to the hash stage
     // in one go, so one hash call and one wake-up serve 1 MiB. Four spools
     // rather than two: the stages stall less on each other (cold 1 GiB
-    // 1018-1047 -> 1042-1098 MB/s; eight gave little more).
+    // 1018-1047 -> 1042-1098 MB/s, measured when the second stage also
+    // wrote the file; eight gave little more).
     static let spoolCount = 4
     private let spools = (0..<Ingest.spoolCount).map { _ in
         UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096)
@@ -62,7 +63,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     /// page-cache folios it allocates by the write; on the 2-core test VM
     /// large folios were often slow to fill (perf: the time in
     /// `copy_folio_from_iter_atomic`), so cold 1 GiB pulls were bimodal when
-    /// a disk thread wrote 1 MiB spools: 330-560 MB/s at 2.2-3.2 CPU-s in
+    /// a disk thread wrote 1 MiB spools: 320-720 MB/s at 1.7-3.5 CPU-s in
     /// the slow mode, ~1000 at ~1.2 in the fast one. From the fetch thread,
     /// per step (CPU-s per GiB, three rounds): libcurl's 16 KiB chunks
     /// 1.54-1.57, 32 KiB 1.44-1.46, 64 KiB 1.23-1.47, 128 KiB 1.24-1.44,
