@@ -54,6 +54,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     }
     private var current = 0                 // fetch thread: the spool being filled
     private var spooled = 0                 // fetch thread: bytes in it
+    private var expected: Int64 = 0         // fetch thread: the Content-Length (from `begin`)
     private var received: Int64 = 0         // fetch thread: bytes taken from libcurl
     private var onDisk: Int64 = 0           // fetch thread: bytes written to the temp file
     private var spoolOnDisk = 0             // fetch thread: bytes of the current spool written
@@ -186,6 +187,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             fail(.protocolError("blob response without Content-Length"))
             return false
         }
+        expected = cl
         cacheable = store.index.reserve(cl)
         if cacheable { reserved = cl }
         let waiters = state.withLock { s -> [@Sendable (Result<Int64, UpstreamError>) -> Void] in
@@ -199,8 +201,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     }
 
     func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
-        let length = state.withLock { $0.length }
-        guard received + Int64(chunk.count) <= length else {
+        guard received + Int64(chunk.count) <= expected else {
             fail(.protocolError("upstream sent more bytes than its Content-Length"))
             return false
         }
@@ -214,10 +215,13 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             (spools[current].baseAddress! + spooled).copyMemory(from: base + offset, byteCount: n)
             spooled += n
             offset += n
-            if spooled == Ingest.spoolCapacity || spooled - spoolOnDisk >= Ingest.writeStep || onDisk == 0 || received == length {
+            if spooled == Ingest.spoolCapacity {
                 guard flushSpool() else { return false }
+                handOff()
             }
-            if spooled == Ingest.spoolCapacity { handOff() }
+        }
+        if spooled - spoolOnDisk >= Ingest.writeStep || onDisk == 0 || received == expected {
+            guard flushSpool() else { return false }
         }
         return true
     }
@@ -251,7 +255,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
         }
         handOff()
         hashing.sync {}
-        if !stopped.load(ordering: .acquiring), received == state.withLock({ $0.length }) {
+        if !stopped.load(ordering: .acquiring), received == expected {
             computed = hasher.finish()
         }
     }
@@ -263,7 +267,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
         guard writeToFile(UnsafeRawPointer(spools[current].baseAddress! + spoolOnDisk), spooled - spoolOnDisk) else { return false }
         onDisk += Int64(spooled - spoolOnDisk)
         spoolOnDisk = spooled
-        if onDisk - announced >= Ingest.publishStep || announced == 0 || onDisk == state.withLock({ $0.length }) {
+        if onDisk - announced >= Ingest.publishStep || announced == 0 || onDisk == expected {
             announced = onDisk
             publish(written: onDisk)
         }
@@ -281,7 +285,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
                 // (unpinned) entries, then go on; otherwise fail cleanly below.
                 if errno == ENOSPC || errno == EDQUOT, !evictedForSpace {
                     evictedForSpace = true
-                    let remaining = state.withLock { $0.length } - onDisk
+                    let remaining = expected - onDisk
                     let freed = store.index.evict(downTo: max(0, store.index.totalBytes - remaining))
                     Log.warn("cache disk full: evicted to make room", ["digest": digest.description, "needed": "\(remaining)", "freed": "\(freed)"])
                     if freed > 0 { continue }
