@@ -21,7 +21,7 @@ final class ChartHandler: Sendable {
 
     private static func error(_ status: HTTPStatus, _ message: String) -> HTTPResponse {
         var r = HTTPResponse.text(status, message)
-        r.cacheStatus = "ERROR"
+        r.cacheStatus = .error
         return r
     }
 
@@ -64,10 +64,10 @@ final class ChartHandler: Sendable {
             if gzipOK, let gz = snap.gzip {
                 h.add("Content-Encoding", "gzip")
                 h.add("ETag", String(snap.etag.dropLast()) + "-gz\"")
-                responder.respond(HTTPResponse(status: .ok, headers: h, body: .bytes(gz), cacheStatus: "hit"))
+                responder.respond(HTTPResponse(status: .ok, headers: h, body: .bytes(gz), cacheStatus: .hit))
             } else {
                 h.add("ETag", snap.etag)
-                responder.respond(HTTPResponse(status: .ok, headers: h, body: .bytes(snap.body), cacheStatus: "hit"))
+                responder.respond(HTTPResponse(status: .ok, headers: h, body: .bytes(snap.body), cacheStatus: .hit))
             }
         }
     }
@@ -106,7 +106,7 @@ final class ChartHandler: Sendable {
         // No digest in the index: nothing to check against. Fetched whole,
         // cached under its computed digest, with a warning.
         if let d = repo.computedDigests.withLock({ $0[file] }), let f = store.open(d) {
-            return responder.respond(HTTPResponse(status: .ok, headers: ChartHandler.archiveHeaders(d), body: .file(f, offset: 0, length: f.size), cacheStatus: "hit"))
+            return responder.respond(HTTPResponse(status: .ok, headers: ChartHandler.archiveHeaders(d), body: .file(f, offset: 0, length: f.size), cacheStatus: .hit))
         }
         pool.submit { [store] in
             let sink = CollectingSink(limit: 512 << 20)
@@ -120,7 +120,7 @@ final class ChartHandler: Sendable {
                 let d = Hasher.digest(sink.body)
                 Log.warn("chart without digest in the index: passed through unverified", ["repository": repo.name, "file": file, "computed": d.description])
                 if store.put(sink.body, digest: d) { repo.computedDigests.withLock { $0[file] = d } }
-                responder.respond(HTTPResponse(status: .ok, headers: ChartHandler.archiveHeaders(d), body: .bytes(sink.body), cacheStatus: "miss"))
+                responder.respond(HTTPResponse(status: .ok, headers: ChartHandler.archiveHeaders(d), body: .bytes(sink.body), cacheStatus: .miss))
             }
         }
     }
@@ -147,7 +147,7 @@ final class ChartHandler: Sendable {
         }
         let path = store.layout.chartProvenance(repository: repo.name, file: chart)
         if let f = OpenFile.openForReading(path) {
-            return responder.respond(HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/pgp-signature")]), body: .file(f, offset: 0, length: f.size), cacheStatus: "hit"))
+            return responder.respond(HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/pgp-signature")]), body: .file(f, offset: 0, length: f.size), cacheStatus: .hit))
         }
         pool.submit {
             let url = entry.url + ".prov"
@@ -155,7 +155,7 @@ final class ChartHandler: Sendable {
             switch repo.client.perform(method: "GET", url: url, headers: repo.headers(for: url), options: repo.options, sink: sink) {
             case .success(let head) where head.status == 200 && !sink.overflowed:
                 _ = writeFileAtomically(path, sink.body)
-                responder.respond(HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/pgp-signature")]), body: .bytes(sink.body), cacheStatus: "miss"))
+                responder.respond(HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/pgp-signature")]), body: .bytes(sink.body), cacheStatus: .miss))
             case .success(let head):
                 responder.respond(ChartHandler.error(head.status == 404 ? .notFound : .badGateway, "\(chart).prov: upstream answered \(head.status)"))
             case .failure(let e):

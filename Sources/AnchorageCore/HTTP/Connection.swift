@@ -45,7 +45,7 @@ final class Connection: EventHandler, @unchecked Sendable {
         var body: HTTPBody = .empty
         var bodySent: Int64 = 0
         var status = 0
-        var cacheStatus: String?
+        var cacheStatus: CacheResult?
     }
 
     /// The TLS session on a `tls_listen` connection (OpenSSL SSL*), else nil.
@@ -392,7 +392,7 @@ final class Connection: EventHandler, @unchecked Sendable {
         let bodyBytes = out.bodySent + Int64(max(0, out.headSent - out.headLength))
         if context.options.accessLog {
             AccessLog.write(client: peer.host, method: req.method.description, path: req.target, status: out.status,
-                            bytes: bytes, micros: micros, cache: out.cacheStatus)
+                            bytes: bytes, micros: micros, cache: out.cacheStatus?.rawValue)
         }
         if let observe = context.options.observer {
             observe(AccessRecord(method: req.method.description, path: req.path, status: out.status, bytes: bodyBytes,

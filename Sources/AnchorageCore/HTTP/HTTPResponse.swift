@@ -52,16 +52,39 @@ public enum HTTPBody: Sendable {
     }
 }
 
+/// Where a response's content came from, for the access log's `cache=` field
+/// and the cache metrics.
+public enum CacheResult: String, Sendable, CaseIterable {
+    case hit, miss, coalesced, revalidated, stale, pass
+    case error = "ERROR"
+
+    /// Served from what the cache already held (possibly after a cheap check).
+    var isCached: Bool { self == .hit || self == .revalidated }
+
+    /// The `X-Anchorage-Cache` header's value.
+    var headerValue: String {
+        switch self {
+        case .hit: "HIT"
+        case .miss: "MISS"
+        case .coalesced: "COALESCED"
+        case .revalidated: "REVALIDATED"
+        case .stale: "STALE"
+        case .pass: "PASS"
+        case .error: "ERROR"
+        }
+    }
+}
+
 public struct HTTPResponse: Sendable {
     public var status: HTTPStatus
     public var headers: HTTPHeaders
     public var body: HTTPBody
     /// For the access log's `cache=` field (hit, miss, stale, …).
-    public var cacheStatus: String?
+    public var cacheStatus: CacheResult?
     /// Close the connection after this response (errors that desynchronise).
     public var closeConnection = false
 
-    public init(status: HTTPStatus, headers: HTTPHeaders = HTTPHeaders(), body: HTTPBody = .empty, cacheStatus: String? = nil) {
+    public init(status: HTTPStatus, headers: HTTPHeaders = HTTPHeaders(), body: HTTPBody = .empty, cacheStatus: CacheResult? = nil) {
         self.status = status
         self.headers = headers
         self.body = body

@@ -20,49 +20,44 @@ final class LabeledCounter: Sendable {
     var snapshot: [[String]: Int64] { values.withLock { $0 } }
 
     func render(into out: inout String) {
-        out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
-        for (lv, v) in snapshot.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            out += "\(name)\(PrometheusText.labels(labels, lv)) \(v)\n"
-        }
+        PrometheusText.counter(&out, name, help, snapshot.map { (Array(zip(labels, $0.key)), $0.value) })
     }
 }
 
-/// A histogram family with labels (cumulative buckets, sum, count).
-final class LabeledHistogram: Sendable {
-    let name: String
-    let help: String
-    let labels: [String]
+/// One histogram's cumulative buckets, sum and count (a value: its owner
+/// keeps it under its own lock).
+struct Histogram {
+    static let ttfbBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
     let buckets: [Double]
-    private struct H { var counts: [Int64]; var sum: Double; var count: Int64 }
-    private let values = Mutex<[[String]: H]>([:])
+    private(set) var counts: [Int64]
+    private(set) var sum = 0.0
+    private(set) var count: Int64 = 0
 
-    init(_ name: String, _ help: String, labels: [String], buckets: [Double]) {
-        self.name = name
-        self.help = help
-        self.labels = labels
+    init(buckets: [Double]) {
         self.buckets = buckets
+        counts = Array(repeating: 0, count: buckets.count)
     }
 
-    func observe(_ labelValues: [String], _ v: Double) {
-        values.withLock { m in
-            var h = m[labelValues] ?? H(counts: Array(repeating: 0, count: buckets.count), sum: 0, count: 0)
-            for (i, b) in buckets.enumerated() where v <= b { h.counts[i] += 1 }
-            h.sum += v
-            h.count += 1
-            m[labelValues] = h
-        }
+    /// Counts land in the first bucket that holds `v` (cheap on the hot path);
+    /// `render` makes them cumulative.
+    mutating func observe(_ v: Double) {
+        if let i = buckets.firstIndex(where: { v <= $0 }) { counts[i] += 1 }
+        sum += v
+        count += 1
     }
 
-    func render(into out: inout String) {
-        out += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
-        for (lv, h) in values.withLock({ $0 }).sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            for (i, b) in buckets.enumerated() {
-                out += "\(name)_bucket\(PrometheusText.labels(labels + ["le"], lv + [PrometheusText.number(b)])) \(h.counts[i])\n"
-            }
-            out += "\(name)_bucket\(PrometheusText.labels(labels + ["le"], lv + ["+Inf"])) \(h.count)\n"
-            out += "\(name)_sum\(PrometheusText.labels(labels, lv)) \(PrometheusText.number(h.sum))\n"
-            out += "\(name)_count\(PrometheusText.labels(labels, lv)) \(h.count)\n"
+    /// The `_bucket`, `_sum` and `_count` samples (the family's HELP and TYPE
+    /// lines are the caller's).
+    func render(into out: inout String, name: String, labels: [(String, String)]) {
+        let names = labels.map(\.0), values = labels.map(\.1)
+        var cumulative: Int64 = 0
+        for (i, b) in buckets.enumerated() {
+            cumulative += counts[i]
+            out += "\(name)_bucket\(PrometheusText.labels(names + ["le"], values + [PrometheusText.number(b)])) \(cumulative)\n"
         }
+        out += "\(name)_bucket\(PrometheusText.labels(names + ["le"], values + ["+Inf"])) \(count)\n"
+        out += "\(name)_sum\(PrometheusText.labels(names, values)) \(PrometheusText.number(sum))\n"
+        out += "\(name)_count\(PrometheusText.labels(names, values)) \(count)\n"
     }
 }
 
@@ -85,6 +80,15 @@ enum PrometheusText {
             }
         }
         return out
+    }
+
+    /// A counter family: HELP, TYPE and one sample per label set, in a
+    /// stable order.
+    static func counter(_ out: inout String, _ name: String, _ help: String, _ samples: [([(String, String)], Int64)]) {
+        out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
+        for (l, v) in samples.sorted(by: { $0.0.map(\.1).lexicographicallyPrecedes($1.0.map(\.1)) }) {
+            out += "\(name)\(labels(l.map(\.0), l.map(\.1))) \(v)\n"
+        }
     }
 
     static func number(_ v: Double) -> String {

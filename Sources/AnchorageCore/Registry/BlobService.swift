@@ -30,7 +30,7 @@ final class BlobService: Sendable {
         guard let f = store.open(d) else { return false }
         var h = BlobService.headers(d)
         h.add("X-Anchorage-Cache", "HIT")
-        responder.respond(HTTPResponse(status: .ok, headers: h, body: .file(f, offset: 0, length: f.size), cacheStatus: "hit"))
+        responder.respond(HTTPResponse(status: .ok, headers: h, body: .file(f, offset: 0, length: f.size), cacheStatus: .hit))
         return true
     }
 
@@ -63,12 +63,12 @@ final class BlobService: Sendable {
             }
             var h = headers
             h.add("X-Anchorage-Cache", "HIT")
-            responder.respond(HTTPResponse(status: .ok, headers: h, body: .file(f, offset: 0, length: f.size), cacheStatus: "hit"))
+            responder.respond(HTTPResponse(status: .ok, headers: h, body: .file(f, offset: 0, length: f.size), cacheStatus: .hit))
         case .failed:
             responder.respond(error(.protocolError("cache cannot store new blobs (see the mirror's log)")))
         case .follow(let ingest):
             counters.coalescedFollowers.add(1, ordering: .relaxed)
-            respondWhenHeadKnown(ingest, headers, responder, cache: "coalesced", error: error)
+            respondWhenHeadKnown(ingest, headers, responder, cache: .coalesced, error: error)
         case .lead(let ingest):
             counters.upstreamBlobFetches.add(1, ordering: .relaxed)
             detachThread(name: "anchorage-fetch") { [inFlight] in
@@ -79,7 +79,7 @@ final class BlobService: Sendable {
                     Log.warn("fetch failed", ["source": source, "digest": d.description, "error": e.description, "class": e.kind])
                 }
             }
-            respondWhenHeadKnown(ingest, headers, responder, cache: "miss", error: error)
+            respondWhenHeadKnown(ingest, headers, responder, cache: .miss, error: error)
         }
     }
 
@@ -121,13 +121,13 @@ final class BlobService: Sendable {
         return false
     }
 
-    private func respondWhenHeadKnown(_ ingest: Ingest, _ headers: HTTPHeaders, _ responder: HTTPResponder, cache: String,
+    private func respondWhenHeadKnown(_ ingest: Ingest, _ headers: HTTPHeaders, _ responder: HTTPResponder, cache: CacheResult,
                                       error: @escaping @Sendable (UpstreamError) -> HTTPResponse) {
         ingest.whenHeadKnown { result in
             switch result {
             case .success(let length):
                 var h = headers
-                h.add("X-Anchorage-Cache", cache.uppercased())
+                h.add("X-Anchorage-Cache", cache.headerValue)
                 responder.respond(HTTPResponse(status: .ok, headers: h, body: .growing(ingest, offset: 0, length: length), cacheStatus: cache))
             case .failure(let e):
                 responder.respond(error(e))
@@ -147,7 +147,7 @@ final class BlobService: Sendable {
             }
             var h = BlobService.headers(d)
             h.add("X-Anchorage-Cache", "MISS")
-            return HTTPResponse(status: .ok, headers: h, body: .lengthOnly(len), cacheStatus: "miss")
+            return HTTPResponse(status: .ok, headers: h, body: .lengthOnly(len), cacheStatus: .miss)
         }
     }
 }

@@ -45,7 +45,7 @@ final class ManifestService: Sendable {
     func get(_ upstream: RegistryUpstream, _ name: RepositoryName, _ ref: Reference, accept: String?) -> HTTPResponse {
         switch ref {
         case .digest(let d):
-            if let r = cachedResponse(d, mediaType: nil, cache: "hit") { return r }
+            if let r = cachedResponse(d, mediaType: nil, cache: .hit) { return r }
             return fetch(upstream, name, ref: ref, expected: d, accept: accept, tag: nil, stale: nil)
         case .tag(let t):
             return byTag(upstream, name, t, accept: accept)
@@ -57,7 +57,7 @@ final class ManifestService: Sendable {
         let ttl = freshFor(upstream)
         let record = tags.get(upstream: upstream.name, name: name, tag: tag)
         let cached = record.flatMap { rec in store.contains(rec.digest) ? rec : nil }
-        if let rec = cached, now - rec.checkedAt < ttl, let r = cachedResponse(rec.digest, mediaType: rec.mediaType, cache: "hit") {
+        if let rec = cached, now - rec.checkedAt < ttl, let r = cachedResponse(rec.digest, mediaType: rec.mediaType, cache: .hit) {
             return r
         }
         let negKey = "\(upstream.name)/\(name.value):\(tag.value)"
@@ -75,7 +75,7 @@ final class ManifestService: Sendable {
             case .success(let head):
                 if head.status == 200, let d = head.headers["Docker-Content-Digest"].flatMap(Digest.init), d == rec.digest {
                     tags.put(upstream: upstream.name, name: name, tag: tag, record: TagRecord(digest: d, mediaType: rec.mediaType, checkedAt: now))
-                    if let r = cachedResponse(d, mediaType: rec.mediaType, cache: "revalidated") { return r }
+                    if let r = cachedResponse(d, mediaType: rec.mediaType, cache: .revalidated) { return r }
                 } else if head.status != 200 {
                     let e = UpstreamError.from(status: head.status, headers: head.headers)
                     if e.isOutage { return stale(rec, upstream, e) }
@@ -125,7 +125,7 @@ final class ManifestService: Sendable {
             guard store.put(body, digest: actual) else {
                 // Not cacheable (disk full?): still a verified answer.
                 Log.warn("manifest not cached", ["digest": actual.description])
-                return response(body: .bytes(body), digest: actual, mediaType: mediaType, cache: "miss")
+                return response(body: .bytes(body), digest: actual, mediaType: mediaType, cache: .miss)
             }
             store.setMediaType(mediaType, for: actual)
             hot.put(actual, body, mediaType: mediaType)
@@ -133,12 +133,12 @@ final class ManifestService: Sendable {
                 tags.put(upstream: upstream.name, name: name, tag: tag, record: TagRecord(digest: actual, mediaType: mediaType, checkedAt: CacheIndex.nowMillis()))
                 negative.withLock { _ = $0.removeValue(forKey: "\(upstream.name)/\(name.value):\(tag.value)") }
             }
-            return response(body: .bytes(body), digest: actual, mediaType: mediaType, cache: "miss")
+            return response(body: .bytes(body), digest: actual, mediaType: mediaType, cache: .miss)
         }
     }
 
     private func stale(_ rec: TagRecord, _ upstream: RegistryUpstream, _ e: UpstreamError) -> HTTPResponse {
-        guard var r = cachedResponse(rec.digest, mediaType: rec.mediaType, cache: "stale") else {
+        guard var r = cachedResponse(rec.digest, mediaType: rec.mediaType, cache: .stale) else {
             return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
         }
         counters.staleServed.add(1, ordering: .relaxed)
@@ -150,7 +150,7 @@ final class ManifestService: Sendable {
     /// A manifest by digest from the cache, or nil: no upstream, no blocking
     /// beyond an open and a small read, so the loop can answer it directly.
     func cachedByDigest(_ d: Digest) -> HTTPResponse? {
-        cachedResponse(d, mediaType: nil, cache: "hit")
+        cachedResponse(d, mediaType: nil, cache: .hit)
     }
 
     /// A tag checked within its TTL whose manifest is cached, or nil. Reads
@@ -159,7 +159,7 @@ final class ManifestService: Sendable {
     func cachedFreshTag(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag) -> HTTPResponse? {
         guard let rec = tags.memoized(upstream: upstream.name, name: name, tag: tag) else { return nil }
         guard CacheIndex.nowMillis() - rec.checkedAt < freshFor(upstream) else { return nil }
-        return cachedResponse(rec.digest, mediaType: rec.mediaType, cache: "hit")
+        return cachedResponse(rec.digest, mediaType: rec.mediaType, cache: .hit)
     }
 
     /// How long a checked tag is served without asking: the registry's
@@ -174,7 +174,7 @@ final class ManifestService: Sendable {
         given ?? store.mediaType(d) ?? ManifestService.mediaType(nil, body())
     }
 
-    private func cachedResponse(_ d: Digest, mediaType: String?, cache: String) -> HTTPResponse? {
+    private func cachedResponse(_ d: Digest, mediaType: String?, cache: CacheResult) -> HTTPResponse? {
         if let m = hot.get(d) {
             store.touch(d)
             return response(body: .bytes(m.bytes), digest: d, mediaType: mediaType ?? m.mediaType, cache: cache)
@@ -195,13 +195,13 @@ final class ManifestService: Sendable {
         return response(body: .bytes(bytes), digest: d, mediaType: type, cache: cache)
     }
 
-    private func response(body: HTTPBody, digest: Digest, mediaType: String, cache: String) -> HTTPResponse {
+    private func response(body: HTTPBody, digest: Digest, mediaType: String, cache: CacheResult) -> HTTPResponse {
         var h = HTTPHeaders()
         h.add("Content-Type", mediaType)
         h.add("Docker-Content-Digest", digest.description)
         h.add("ETag", digest.etag)
         h.add("Docker-Distribution-API-Version", "registry/2.0")
-        h.add("X-Anchorage-Cache", cache.uppercased())
+        h.add("X-Anchorage-Cache", cache.headerValue)
         return HTTPResponse(status: .ok, headers: h, body: body, cacheStatus: cache)
     }
 

@@ -60,7 +60,7 @@ public struct RegistryError: Error, Sendable, Equatable {
         if let retryAfter { h.add("Retry-After", "\(retryAfter)") }
         if status == .methodNotAllowed { h.add("Allow", "GET, HEAD") }
         var r = HTTPResponse.json(status, String(decoding: body, as: UTF8.self), headers: h)
-        r.cacheStatus = "ERROR"
+        r.cacheStatus = .error
         return r
     }
 }

@@ -70,7 +70,7 @@ final class RegistryHandler: Sendable {
             h.add("Content-Type", "application/json")
             h.add("Docker-Distribution-API-Version", "registry/2.0")
             if let link = head.headers["Link"], link.hasPrefix("</v2/") { h.add("Link", link) }
-            return HTTPResponse(status: .ok, headers: h, body: .bytes(sink.body), cacheStatus: "pass")
+            return HTTPResponse(status: .ok, headers: h, body: .bytes(sink.body), cacheStatus: .pass)
         }
     }
 }

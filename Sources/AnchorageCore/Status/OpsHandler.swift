@@ -81,10 +81,9 @@ final class OpsHandler: Sendable {
         let c = mirror.counters
         let idx = mirror.index
         var out = ""
-        for family in [c.requests, c.bytesBySource, c.cacheRequests, c.cacheBytes, c.upstreamRequests, c.syncRuns] {
-            family.render(into: &out)
-        }
-        c.ttfb.render(into: &out)
+        c.renderResponses(into: &out)
+        c.upstreamRequests.render(into: &out)
+        c.syncRuns.render(into: &out)
         func counter(_ name: String, _ help: String, _ v: Int) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(v)\n"
         }

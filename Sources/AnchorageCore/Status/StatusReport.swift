@@ -6,7 +6,7 @@ enum StatusReport {
     static func build(_ mirror: Mirror, openConnections: Int, lastSync: SyncScheduler.LastRun?) -> [String: Any] {
         let c = mirror.counters
         let (hits, total) = c.lastHour
-        let repos = c.repositories.withLock { $0 }
+        let repos = c.repositories
         func top(_ key: (Counters.RepoUse) -> Int64) -> [[String: Any]] {
             repos.sorted { key($0.value) > key($1.value) }.prefix(10).map { ["name": $0.key, "bytes": $0.value.bytes, "pulls": $0.value.pulls] }
         }
