@@ -57,25 +57,29 @@ public final class CacheIndex: Sendable {
     /// sharing the cache, e.g. `anchorage sync`) is adopted here.
     func touch(_ d: Digest, path: @autoclosure () -> String) {
         let now = CacheIndex.nowMillis()
-        var size: Int64 = -1
-        if state.withLock({ $0.scanned && $0.entries[d] == nil }) {
+        // The common case (a known entry) takes one lock and one lookup: this
+        // runs on every cache hit.
+        var persist = state.withLock { s -> Bool? in
+            guard let i = s.entries.index(forKey: d) else { return s.scanned ? nil : false }
+            s.entries.values[i].lastUse = now
+            guard now - s.entries.values[i].persistedUse > 60_000 else { return false }
+            s.entries.values[i].persistedUse = now
+            return true
+        }
+        if persist == nil {
+            // Not indexed although the scan is done: adopt it (see above).
             var st = stat()
-            if stat(path(), &st) == 0 { size = Int64(st.st_size) }
-        }
-        let persist = state.withLock { s -> Bool in
-            if size >= 0, s.entries[d] == nil {
-                s.entries[d] = Entry(size: size, lastUse: now, persistedUse: now)
-                s.total += size
-                return false
+            persist = false
+            if stat(path(), &st) == 0 {
+                let size = Int64(st.st_size)
+                state.withLock { s in
+                    guard s.entries[d] == nil else { return }
+                    s.entries[d] = Entry(size: size, lastUse: now, persistedUse: now)
+                    s.total += size
+                }
             }
-            guard var e = s.entries[d] else { return false }
-            e.lastUse = now
-            let stale = now - e.persistedUse > 60_000
-            if stale { e.persistedUse = now }
-            s.entries[d] = e
-            return stale
         }
-        if persist {
+        if persist == true {
             let omit = (1 << 30) - 2   // UTIME_OMIT: leave atime alone
             var times = [timespec(tv_sec: 0, tv_nsec: omit), timespec(tv_sec: Int(now / 1000), tv_nsec: Int(now % 1000) * 1_000_000)]
             utimensat(AT_FDCWD, path(), &times, 0)

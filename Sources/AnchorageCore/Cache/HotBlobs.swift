@@ -30,11 +30,10 @@ final class HotBlobs: Sendable {
 
     func get(_ d: Digest) -> (bytes: [UInt8], mediaType: String)? {
         state.withLock { s in
-            guard var e = s.entries[d] else { return nil }
+            guard let i = s.entries.index(forKey: d) else { return nil }   // one lookup per hit
             s.clock &+= 1
-            e.lastUse = s.clock
-            s.entries[d] = e
-            return (e.bytes, e.mediaType)
+            s.entries.values[i].lastUse = s.clock
+            return (s.entries.values[i].bytes, s.entries.values[i].mediaType)
         }
     }
 

@@ -55,6 +55,23 @@ final class Mirror: Sendable {
         let removed = store.removeStaleTempFiles()
         if removed > 0 { Log.info("removed leftover temp files", ["count": "\(removed)"]) }
         index.startScan()
+        warmUp()
         Scrubber(store: store, bytesPerSecond: config.cache.scrubRate.bytes, intervalSeconds: config.cache.scrubInterval.seconds, counters: counters).start()
+    }
+
+    /// First-use costs, paid on a thread of their own instead of by the first
+    /// pull (measured: 1.0-1.4 ms from a fresh process's first request to its
+    /// upstream connect): OpenSSL's digest set-up, a fetch thread, libcurl's
+    /// per-handle set-up and a connection to each registry upstream.
+    private func warmUp() {
+        detachThread(name: "anchorage-warmup") { [upstreams] in
+            for algorithm in [Digest.Algorithm.sha256, .sha512] { _ = Hasher.digest([0], algorithm) }
+            for u in upstreams.values.sorted(by: { $0.name < $1.name }) {
+                switch u.warmUp() {
+                case .success(let status): Log.debug("upstream reachable", ["upstream": u.name, "status": "\(status)"])
+                case .failure(let e): Log.info("upstream not reachable at start-up", ["upstream": u.name, "error": e.description])
+                }
+            }
+        }
     }
 }

@@ -84,6 +84,15 @@ final class RegistryUpstream: Sendable {
         return .failure(.denied(401))
     }
 
+    /// `GET <url>/v2/`, outside the breaker and the metrics, answered or not:
+    /// at start-up it opens the connection (and TLS session) the first pull
+    /// reuses and runs libcurl's first-use set-up off that pull's path.
+    /// Returns the status, or the transport error.
+    func warmUp() -> Result<Int, UpstreamError> {
+        let sink = CollectingSink(limit: 64 * 1024)
+        return client.perform(method: "GET", url: "\(config.url)/v2/", headers: [], options: options, sink: sink).map(\.status)
+    }
+
     /// The registry token flow: GET realm?service=…&scope=…, anonymously or
     /// with the configured credentials as Basic.
     private func fetchToken(_ c: AuthChallenge, scope: String) -> Result<Void, UpstreamError> {
