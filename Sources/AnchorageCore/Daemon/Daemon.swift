@@ -97,6 +97,7 @@ public enum Daemon {
         stop.wait()
         Log.info("shutting down", ["grace": config.server.shutdownGrace.description, "open_connections": "\(server.openConnections)"])
         server.shutdown(grace: config.server.shutdownGrace.seconds)
+        mirror.registry.manifests.finishWrites()
         Log.info("stopped")
         _ = sources
         return 0

@@ -24,8 +24,8 @@ final class LabeledCounter: Sendable {
     }
 }
 
-/// One histogram's cumulative buckets, sum and count (a value: its owner
-/// keeps it under its own lock).
+/// One histogram: counts per bucket (rendered cumulative), sum and count. A
+/// value: its owner keeps it under its own lock.
 struct Histogram {
     static let ttfbBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
     let buckets: [Double]
