@@ -263,6 +263,24 @@ final class RegistryPullThroughTests: XCTestCase {
         XCTAssertTrue(m.log.contains("served stale manifest"))
     }
 
+    /// A fetched manifest is answered from memory and its files are written
+    /// right after; a graceful stop waits for them, so the next process
+    /// resolves the tag with the upstream gone.
+    func testManifestFetchedJustBeforeAStopIsKept() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 1)
+        let m = try mirror(up)
+        let accept = ["-H", "Accept: application/vnd.oci.image.manifest.v1+json"]
+        let first = try curl(accept + ["-D", "-", "-o", "/dev/null", "\(m.base)/v2/team/app/manifests/v1"]).stdout
+        XCTAssertTrue(first.contains("X-Anchorage-Cache: MISS"), first)
+        XCTAssertEqual(m.stop(), 0)
+        up.stop()
+        let again = try AnchorageServer(self, config: "[registry \"upstream.test\"]\nurl = \(up.url)\ndefault = true\n", dir: m.dir)
+        let second = try curl(accept + ["-D", "-", "-o", "/dev/null", "\(again.base)/v2/team/app/manifests/v1"]).stdout
+        XCTAssertTrue(second.hasPrefix("HTTP/1.1 200"), second)
+        XCTAssertTrue(second.contains("X-Anchorage-Cache: HIT") || second.contains("X-Anchorage-Cache: STALE"), second)
+    }
+
     func testNegativeCacheForMissingTags() throws {
         let up = try UpstreamRegistry(self)
         try up.push(name: "team/app", tag: "v1", layers: 1)
