@@ -14,6 +14,8 @@ public struct Config: Sendable {
     public var sync: SyncConfig
     /// Where it came from, for messages.
     public var source: String
+    /// No `[registry]` section: `registries` is the built-in Docker Hub.
+    public var registriesAreBuiltIn = false
 
     /// Every section the parser knows, in the order they are printed.
     public static let schemas: [SectionSchema] = [
@@ -83,7 +85,8 @@ public struct Config: Sendable {
         let log = LogConfig(try reader(LogConfig.schema))
         let upstream = UpstreamConfig(try reader(UpstreamConfig.schema))
         let auth = try AuthConfig(try reader(AuthConfig.schema))
-        if registries.isEmpty {
+        let builtIn = registries.isEmpty
+        if builtIn {
             registries = [dockerHub]
         } else if registries.count == 1 {
             registries[0].isDefault = true
@@ -100,8 +103,10 @@ public struct Config: Sendable {
         if let r = singletons["sync"] {
             sync = try SyncConfig(r, registries: registries, charts: charts, defaultRegistry: registries.first(where: \.isDefault)?.name ?? registries[0].name)
         }
-        return Config(server: server, cache: cache, log: log, upstream: upstream, auth: auth, registries: registries, charts: charts,
-                      sync: sync, source: file)
+        var config = Config(server: server, cache: cache, log: log, upstream: upstream, auth: auth, registries: registries, charts: charts,
+                            sync: sync, source: file)
+        config.registriesAreBuiltIn = builtIn
+        return config
     }
 
     /// Upstream credentials served to anyone who can reach the mirror: the
