@@ -103,10 +103,8 @@ public struct Config: Sendable {
         if let r = singletons["sync"] {
             sync = try SyncConfig(r, registries: registries, charts: charts, defaultRegistry: registries.first(where: \.isDefault)?.name ?? registries[0].name)
         }
-        var config = Config(server: server, cache: cache, log: log, upstream: upstream, auth: auth, registries: registries, charts: charts,
-                            sync: sync, source: file)
-        config.registriesAreBuiltIn = builtIn
-        return config
+        return Config(server: server, cache: cache, log: log, upstream: upstream, auth: auth, registries: registries, charts: charts,
+                      sync: sync, source: file, registriesAreBuiltIn: builtIn)
     }
 
     /// Upstream credentials served to anyone who can reach the mirror: the
