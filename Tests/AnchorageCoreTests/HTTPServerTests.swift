@@ -80,6 +80,7 @@ final class HTTPServerTests: XCTestCase {
     private func start(_ tweak: (inout HTTPServerOptions) -> Void = { _ in }) throws {
         let blobPath = dir.file("blob")
         let growing = self.growing
+        let blobBytes = Data(blob)
         let handler = ClosureHandler { req, responder in
             var h = HTTPHeaders()
             h.add("ETag", "\"blob-etag\"")
@@ -87,6 +88,15 @@ final class HTTPServerTests: XCTestCase {
             case "/blob":
                 guard let f = OpenFile.openForReading(blobPath) else { return responder.respond(.text(.notFound, "gone")) }
                 responder.respond(HTTPResponse(status: .ok, headers: h, body: .file(f, offset: 0, length: f.size)))
+            case "/shrunk":
+                // A file cut short after its length was promised (a disk
+                // error, or someone truncating the cache behind our back).
+                let path = blobPath + ".shrunk"
+                FileManager.default.createFile(atPath: path, contents: blobBytes)
+                guard let f = OpenFile.openForReading(path) else { return responder.respond(.text(.notFound, "gone")) }
+                let promised = f.size
+                _ = truncate(path, off_t(3 << 20) + 100)
+                responder.respond(HTTPResponse(status: .ok, headers: h, body: .file(f, offset: 0, length: promised)))
             case "/small":
                 responder.respond(HTTPResponse(status: .ok, headers: h, body: .text("hello world")))
             case "/later":
@@ -155,6 +165,25 @@ final class HTTPServerTests: XCTestCase {
             client.process.waitUntilExit()
             XCTAssertEqual(client.process.terminationStatus, 0, "\(mode): \(client.log)")
             XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob), "\(mode): growing")
+            server?.shutdown(grace: 1)
+            server = nil
+        }
+    }
+
+    /// A file shorter than the length already promised is never padded and
+    /// never takes the server down (a mapped window past the end of a file
+    /// would raise SIGBUS if user space touched it; only the kernel does):
+    /// the client gets the bytes that exist, then the connection closes.
+    func testAFileCutShortEndsTheResponseAndTheServerGoesOn() throws {
+        for mode in SendfileMode.allCases {
+            try start { $0.sendfile = mode }
+            let out = dir.file("short-\(mode)")
+            let r = try curl(["-o", out, "-w", "%{http_code} %{size_download}", "\(base)/shrunk"])
+            XCTAssertEqual(r.status, 18, "\(mode): curl reports a partial transfer: \(r.stderr)")
+            XCTAssertEqual(r.stdout, "200 \((3 << 20) + 100)", "\(mode)")
+            XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob[0..<((3 << 20) + 100)]), "\(mode)")
+            let again = try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(base)/small"])
+            XCTAssertEqual(again.stdout, "200", "\(mode): the server still answers")
             server?.shutdown(grace: 1)
             server = nil
         }

@@ -319,10 +319,27 @@ final class Connection: EventHandler, @unchecked Sendable {
         return n
     }
 
-    /// One read into the loop's copy buffer and one send from it; bytes the
-    /// socket did not take are read again next time (the file is immutable
-    /// up to what was published, so that is only a repeated read).
+    /// Up to this much of a file is mapped for one send. Warm loopback
+    /// sends, alternating dev rounds on the 2-core VM: 100 clients x 20
+    /// layers 2519-3473 MB/s through the 256 KiB copy buffer vs 3016-3760
+    /// with 1 MiB windows (clients' CPU 6.5-8.3 -> 5.0-6.2 CPU-s per 20 GB);
+    /// one client, 1 GiB: 2758-3387 -> 3267-4449 MB/s. 256 KiB windows cost
+    /// more than they save (2245-2746 MB/s: mmap and munmap per send); 2 and
+    /// 4 MiB were no better than 1.
+    static let sendWindow = 1 << 20
+
+    /// One send straight from a mapped 1 MiB window of the file (see
+    /// `FileWindow`); for less than a window (the tail of a file, or a cold
+    /// blob's reader close behind the ingest, which publishes 256 KiB at a
+    /// time: cold 1 GiB pulls measured 710 vs 762 MB/s when those were
+    /// mapped too) or where mapping fails, one read into the loop's copy
+    /// buffer and one send from it. Bytes the socket did not take are mapped or read again next
+    /// time (the file is immutable up to what was published). A file shorter
+    /// than promised ends in a failed send or read: never padded.
     private func sendCopied(_ file: Int32, at offset: Int64, count: Int64) -> Int {
+        if count >= Int64(Connection.sendWindow), let window = FileWindow(fd: file, offset: offset, count: Connection.sendWindow) {
+            return sendBytes(window.bytes, flags: 0)
+        }
         let buf = context.copyBuffer
         let r = pread(file, buf.baseAddress, Int(min(count, Int64(buf.count))), off_t(offset))
         if r <= 0 { return r == 0 ? -2 : (errno == EINTR ? -3 : -2) }
