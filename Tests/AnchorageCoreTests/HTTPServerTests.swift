@@ -92,7 +92,7 @@ final class HTTPServerTests: XCTestCase {
                 // A file cut short after its length was promised (a disk
                 // error, or someone truncating the cache behind our back).
                 let path = blobPath + ".shrunk"
-                FileManager.default.createFile(atPath: path, contents: blobBytes)
+                guard FileManager.default.createFile(atPath: path, contents: blobBytes) else { return responder.respond(.text(.internalServerError, "cannot write")) }
                 guard let f = OpenFile.openForReading(path) else { return responder.respond(.text(.notFound, "gone")) }
                 let promised = f.size
                 _ = truncate(path, off_t(3 << 20) + 100)
@@ -137,10 +137,11 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob))
     }
 
-    /// Plain clients get file bodies by sendfile(2) or through the loop's
-    /// copy buffer (auto copies for loopback clients, as every test here
-    /// is): whole, ranged, growing, and to a reader slower than the server
-    /// (partial sends, the rest read again), the bytes must be exact.
+    /// Plain clients get file bodies by sendfile(2) or copied, from mapped
+    /// 1 MiB windows or through the loop's copy buffer (auto copies for
+    /// loopback clients, as every test here is): whole, ranged (windows at
+    /// unaligned offsets), growing, and to a reader slower than the server
+    /// (partial sends, the rest mapped or read again), the bytes must be exact.
     func testFileBodiesAreByteExactBySendfileAndByCopy() throws {
         for mode in SendfileMode.allCases {
             try start { $0.sendfile = mode }

@@ -22,7 +22,7 @@ public struct ServerConfig: Sendable, Equatable {
         ConfigKey("shutdown_grace", .duration, default: "10s", help: "on SIGTERM/SIGINT, in-flight responses get this long to finish"),
         ConfigKey("access_log", .bool, default: "true", help: "one logfmt line per request on stderr"),
         ConfigKey("sendfile", .oneOf(SendfileMode.allCases.map(\.rawValue)), default: "auto",
-                  help: "cached bodies go out with sendfile(2) (on), read and sent (off), or auto: sendfile except to loopback clients, where a copy measured twice as fast"),
+                  help: "cached bodies go out with sendfile(2) (on), copied into the socket from mapped windows of the file (off), or auto: sendfile except to loopback clients, where the copy measured faster"),
         ConfigKey("allow", .cidr, repeatable: true, help: "client addresses served (CIDR, repeatable); others get 403; default: everyone"),
         ConfigKey("tls_listen", .listen, repeatable: true, help: "address to serve HTTPS on (repeatable; needs tls_cert and tls_key)"),
         ConfigKey("tls_cert", .path, help: "PEM certificate chain for tls_listen; reloaded on SIGHUP"),

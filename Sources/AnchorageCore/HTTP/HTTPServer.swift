@@ -51,7 +51,8 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     let options: HTTPServerOptions
     let handler: any HTTPHandler
     let scratch: UnsafeMutableRawBufferPointer
-    /// File bodies sent without sendfile go through this (`Connection.sendCopied`).
+    /// File bodies sent without sendfile and shorter than a mapped window
+    /// (`Connection.sendWindow`) go through this (`Connection.sendCopied`).
     let copyBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 4096)
     let dates = HTTPDateCache()
     private(set) var connections: [Int32: Connection] = [:]
