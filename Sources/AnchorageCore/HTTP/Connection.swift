@@ -331,11 +331,11 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// One send straight from a mapped 1 MiB window of a complete file (see
     /// `FileWindow`); for less than a window (a file's tail), a file still
     /// being written (a cold blob's readers stay close behind its ingest,
-    /// which publishes 256 KiB at a time: cold 1 GiB pulls measured 710 vs
-    /// 762 MB/s when every window was mapped, and a full bench/run with
-    /// windows of 1 MiB on growing files too had row 3 at 2.25 peer CPU-s
-    /// per GiB against 1.66 in the run before) or where mapping fails, one
-    /// read into the loop's copy buffer and one send from it. Bytes the socket did not take are mapped or read again next
+    /// which publishes 256 KiB at a time; mapping those did not measurably
+    /// help or hurt: cold 1 GiB, 8 alternating rounds, 710 vs 762 and 802
+    /// vs 836 MB/s, within the spread, so the cold path keeps the reads it
+    /// was tuned with) or where mapping fails, one read into the loop's copy
+    /// buffer and one send from it. Bytes the socket did not take are mapped or read again next
     /// time (the file is immutable up to what was published). A file shorter
     /// than promised ends in a failed send or read: never padded.
     private func sendCopied(_ file: Int32, at offset: Int64, count: Int64, mapping: Bool) -> Int {
