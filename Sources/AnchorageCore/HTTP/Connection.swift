@@ -335,9 +335,10 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// help or hurt: cold 1 GiB, 8 alternating rounds, 710 vs 762 and 802
     /// vs 836 MB/s, within the spread, so the cold path keeps the reads it
     /// was tuned with) or where mapping fails, one read into the loop's copy
-    /// buffer and one send from it. Bytes the socket did not take are mapped or read again next
-    /// time (the file is immutable up to what was published). A file shorter
-    /// than promised ends in a failed send or read: never padded.
+    /// buffer and one send from it. Bytes the socket did not take are mapped
+    /// or read again next time (the file is immutable up to what was
+    /// published). A file shorter than promised ends in a failed send or
+    /// read: never padded.
     private func sendCopied(_ file: Int32, at offset: Int64, count: Int64, mapping: Bool) -> Int {
         if mapping, count >= Int64(Connection.sendWindow), let window = FileWindow(fd: file, offset: offset, count: Connection.sendWindow) {
             return sendBytes(window.bytes, flags: 0)
