@@ -293,13 +293,14 @@ final class Connection: EventHandler, @unchecked Sendable {
     }
 
     /// Sends up to `count` bytes of a file from `offset`: in the clear by
-    /// sendfile(2) or through the loop's copy buffer (a file shorter than
-    /// promised is a failure, never padded); under TLS through a 64 KiB
+    /// sendfile(2) or copied (`sendCopied`; `complete` is false for a file
+    /// still being written) — a file shorter than promised is a failure,
+    /// never padded; under TLS through a 64 KiB
     /// staging buffer (a staged chunk is retried as it is until OpenSSL took
     /// it, as SSL_write requires).
     private func sendFromFile(_ file: Int32, at offset: Int64, count: Int64, complete: Bool) -> Int {
         guard tls != nil else {
-            if !usesSendfile { return sendCopied(file, at: offset, count: count, mapping: complete) }
+            if !usesSendfile { return sendCopied(file, at: offset, count: count, complete: complete) }
             var off = offset
             let n = anch_sendfile(fd, file, &off, Int(count))
             if n >= 0 { return n == 0 ? -2 : n }
@@ -339,8 +340,8 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// or read again next time (the file is immutable up to what was
     /// published). A file shorter than promised ends in a failed send or
     /// read: never padded.
-    private func sendCopied(_ file: Int32, at offset: Int64, count: Int64, mapping: Bool) -> Int {
-        if mapping, count >= Int64(Connection.sendWindow), let window = FileWindow(fd: file, offset: offset, count: Connection.sendWindow) {
+    private func sendCopied(_ file: Int32, at offset: Int64, count: Int64, complete: Bool) -> Int {
+        if complete, count >= Int64(Connection.sendWindow), let window = FileWindow(fd: file, offset: offset, count: Connection.sendWindow) {
             return sendBytes(window.bytes, flags: 0)
         }
         let buf = context.copyBuffer
