@@ -129,6 +129,30 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertEqual(r.stderr.components(separatedBy: "Connected to").count - 1, 1, "one TCP connection for three requests")
     }
 
+    func testNewConnectionsGoToTheLoopWithFewest() throws {
+        try start()
+        // Held-open connections, opened one after another. The kernel's
+        // SO_REUSEPORT hash alone puts 24 of them 12/12 on two loops only
+        // about one time in six.
+        var clients: [RawClient] = []
+        for _ in 0..<24 {
+            let c = try RawClient(port: port)
+            XCTAssertTrue(c.send("GET /small HTTP/1.1\r\nHost: x\r\n\r\n"))
+            XCTAssertEqual(c.readResponse()?.status, 200)
+            clients.append(c)
+        }
+        XCTAssertEqual(server?.connectionsPerLoop, [12, 12])
+        // Each one goes on being served by the loop it was placed on.
+        for c in clients {
+            XCTAssertTrue(c.send("GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"))
+            XCTAssertEqual(c.readResponse()?.body.count, blob.count)
+        }
+        clients.removeAll()
+        let deadline = Date().addingTimeInterval(5)
+        while server?.openConnections != 0 && Date() < deadline { usleep(10_000) }
+        XCTAssertEqual(server?.connectionsPerLoop, [0, 0])
+    }
+
     func testFileBodyIsByteExact() throws {
         try start()
         let out = dir.file("out")

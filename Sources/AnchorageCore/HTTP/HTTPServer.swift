@@ -63,6 +63,8 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     /// can be accepted and closed instead of spinning on a readable listener.
     private var spareFD: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
     let openConnections: Atomic<Int>
+    /// Every loop of the server, this one included; set before the loops start.
+    var siblings: [LoopContext] = []
 
     init(loop: EventLoop, options: HTTPServerOptions, handler: any HTTPHandler) {
         self.loop = loop
@@ -93,14 +95,45 @@ final class LoopContext: EventHandler, @unchecked Sendable {
                         continue
                     }
                 }
-                let c = Connection(fd: fd, peer: peer, context: self, tls: session)
-                connections[fd] = c
-                openConnections.add(1, ordering: .relaxed)
-                loop.register(fd, events: EV_IN, c)
-                // Deferred accept: the request is usually here already.
-                c.handleEvent(EV_IN)
+                let accepted = Accepted(fd: fd, peer: peer, session: session)
+                let home = placement()
+                home.openConnections.add(1, ordering: .relaxed)
+                if home === self {
+                    adopt(accepted)
+                } else {
+                    home.loop.execute { home.adopt(accepted) }
+                }
             }
         }
+    }
+
+    /// The loop a new connection should live on: this one unless another
+    /// has fewer open connections. SO_REUSEPORT spreads accepts by a hash of
+    /// the addresses, so 100 clients landed 56/42 or 60/38 as often as 50/48
+    /// on two loops; the busier loop then served alone at the end while the
+    /// other core idled (row 5 of bench/run: 20-30% idle for the last fifth
+    /// of the run). A connection stays on its loop for its lifetime.
+    private func placement() -> LoopContext {
+        var best = self
+        var fewest = openConnections.load(ordering: .relaxed)
+        for s in siblings where s !== self {
+            let n = s.openConnections.load(ordering: .relaxed)
+            if n < fewest {
+                best = s
+                fewest = n
+            }
+        }
+        return best
+    }
+
+    /// Serves an accepted connection on this loop (already counted in
+    /// `openConnections` by whichever loop accepted it).
+    private func adopt(_ a: Accepted) {
+        let c = Connection(fd: a.fd, peer: a.peer, context: self, tls: a.session)
+        connections[a.fd] = c
+        loop.register(a.fd, events: EV_IN, c)
+        // Deferred accept: the request is usually here already.
+        c.handleEvent(EV_IN)
     }
 
     private func acceptAfterEMFILE(_ listener: Int32) -> (Int32, PeerAddress)? {
@@ -136,9 +169,19 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     }
 }
 
+/// A connection accepted on one loop, on its way to the loop that serves it.
+/// The TLS session (if any) is used by that loop only.
+private struct Accepted: @unchecked Sendable {
+    let fd: Int32
+    let peer: PeerAddress
+    let session: OpaquePointer?
+}
+
 /// The HTTP/1.1 server: one epoll loop per thread, each with its own
-/// SO_REUSEPORT listener per address, so the kernel balances accepts and no
-/// lock is taken on the request path.
+/// SO_REUSEPORT listener per address. The kernel spreads accepts by a hash;
+/// a loop that accepts while another has fewer open connections hands the
+/// connection over (`LoopContext.placement`). No lock is taken on the
+/// request path.
 public final class HTTPServer: @unchecked Sendable {
     public let options: HTTPServerOptions
     private let handler: any HTTPHandler
@@ -160,6 +203,7 @@ public final class HTTPServer: @unchecked Sendable {
             let loop = try EventLoop(index: i)
             contexts.append(LoopContext(loop: loop, options: options, handler: handler))
         }
+        for ctx in contexts { ctx.siblings = contexts }
         for (addr, secure) in options.listen.map({ ($0, false) }) + options.tlsListen.map({ ($0, true) }) {
             var port = addr.port
             if port != 0 {
@@ -195,6 +239,11 @@ public final class HTTPServer: @unchecked Sendable {
         contexts.reduce(0) { $0 + $1.openConnections.load(ordering: .relaxed) }
     }
 
+    /// Open connections on each loop, in loop order.
+    var connectionsPerLoop: [Int] {
+        contexts.map { $0.openConnections.load(ordering: .relaxed) }
+    }
+
     /// Stops accepting, lets in-flight responses finish for up to `grace`
     /// seconds, then closes everything.
     public func shutdown(grace: Double) {
@@ -215,5 +264,6 @@ public final class HTTPServer: @unchecked Sendable {
             ctx.loop.stop()
             ctx.loop.waitUntilStopped(timeout: 2)
         }
+        for ctx in contexts { ctx.siblings = [] }   // the loops reference each other
     }
 }
