@@ -324,9 +324,11 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// sends, alternating dev rounds on the 2-core VM: 100 clients x 20
     /// layers 2519-3473 MB/s through the 256 KiB copy buffer vs 3016-3760
     /// with 1 MiB windows (clients' CPU 6.5-8.3 -> 5.0-6.2 CPU-s per 20 GB);
-    /// one client, 1 GiB: 2758-3387 -> 3267-4449 MB/s. 256 KiB windows cost
-    /// more than they save (2245-2746 MB/s: mmap and munmap per send); 2 and
-    /// 4 MiB were no better than 1.
+    /// one client, 1 GiB: 2758-3387 -> 3267-4449 MB/s. Other sizes, with the
+    /// windows faulted in by the copy (`FileWindow`), row 5 of bench/run:
+    /// 256 and 512 KiB 2744-3201 and 3597-3814 MB/s (more mmap and munmap
+    /// per byte), 2 and 4 MiB 3074-3872 and 3144-3694 (less server CPU but
+    /// more in the clients), 1 MiB 3434-4031.
     static let sendWindow = 1 << 20
 
     /// One send straight from a mapped 1 MiB window of a complete file (see

@@ -235,9 +235,7 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    public var openConnections: Int {
-        contexts.reduce(0) { $0 + $1.openConnections.load(ordering: .relaxed) }
-    }
+    public var openConnections: Int { connectionsPerLoop.reduce(0, +) }
 
     /// Open connections on each loop, in loop order.
     var connectionsPerLoop: [Int] {
