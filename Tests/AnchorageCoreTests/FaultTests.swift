@@ -121,6 +121,14 @@ final class CorruptionTests: XCTestCase {
         XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/team/app/blobs/\(layer)"]).stdout, "200")
         let hex = layer.dropFirst(7)
         let path = "\(m.dir.path)/cache/blobs/sha256/\(hex.prefix(2))/\(hex)"
+        // A client gets a blob's last bytes before its entry is made durable
+        // (fsync, then rename), so the file can appear just after the GET.
+        func committed() -> Bool {
+            let deadline = Date().addingTimeInterval(10)
+            while !FileManager.default.fileExists(atPath: path) && Date() < deadline { usleep(20_000) }
+            return FileManager.default.fileExists(atPath: path)
+        }
+        XCTAssertTrue(committed(), "blob not committed to the cache")
         // Flip one bit in place.
         let fh = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
         try fh.seek(toOffset: 1000)
@@ -142,6 +150,7 @@ final class CorruptionTests: XCTestCase {
         XCTAssertEqual(up.blobGets(layer), before + 1)
         XCTAssertTrue(try curl(["\(m.base)/metrics"]).stdout.contains("anchorage_corrupt_blobs_removed_total 1"))
         // After the scrub the cache verifies clean; a new flip is removed by `verify --repair`.
+        XCTAssertTrue(committed(), "re-fetched blob not committed to the cache")
         XCTAssertEqual(try runCommand([try anchorageBinary(), "verify", "--config", m.dir.file("mirror.conf")]).status, 0)
         usleep(300_000)
         let fh2 = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
