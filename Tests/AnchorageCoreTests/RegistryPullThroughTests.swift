@@ -222,14 +222,18 @@ final class RegistryPullThroughTests: XCTestCase {
                 XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/team/img0/blobs/\(digests[0])"]).stdout, "200")
             }
         }
-        let du = try runCommand(["du", "-sb", "\(m.dir.path)/cache/blobs"]).stdout
-        let used = Int(du.split(separator: "\t").first ?? "") ?? Int.max
-        XCTAssertLessThanOrEqual(used, 3 << 20, "cache holds \(used) bytes")
-        XCTAssertTrue(m.log.contains("msg=evicted"))
         func cached(_ d: String) -> Bool {
             let hex = d.dropFirst(7)
             return FileManager.default.fileExists(atPath: "\(m.dir.path)/cache/blobs/sha256/\(hex.prefix(2))/\(hex)")
         }
+        // A client gets a blob's last bytes before its entry is committed
+        // (fsync, rename, then eviction to the budget): wait for the last one.
+        let deadline = Date().addingTimeInterval(10)
+        while !cached(digests[5]) && Date() < deadline { usleep(20_000) }
+        let du = try runCommand(["du", "-sb", "\(m.dir.path)/cache/blobs"]).stdout
+        let used = Int(du.split(separator: "\t").first ?? "") ?? Int.max
+        XCTAssertLessThanOrEqual(used, 3 << 20, "cache holds \(used) bytes")
+        XCTAssertTrue(m.log.contains("msg=evicted"))
         XCTAssertTrue(cached(digests[0]), "the most recently used blob survives")
         XCTAssertTrue(cached(digests[5]))
         XCTAssertFalse(cached(digests[1]), "the least recently used went first")
