@@ -213,7 +213,15 @@ final class Connection: EventHandler, @unchecked Sendable {
     private func continueWriting() {
         while state == .writing {
             if out.headSent < out.head.count {
-                let more: Int32 = { if case .empty = out.body { return 0 } else { return Int32(MSG_MORE) } }()
+                // MSG_MORE holds a head back until body bytes follow; a
+                // growing body may have none yet, and its head is the
+                // client's first byte.
+                let more: Int32 = {
+                    switch out.body {
+                    case .empty, .growing: return 0
+                    default: return Int32(MSG_MORE)
+                    }
+                }()
                 let n = out.head.withUnsafeBytes { p in
                     sendBytes(UnsafeRawBufferPointer(rebasing: p[out.headSent...]), flags: more)
                 }

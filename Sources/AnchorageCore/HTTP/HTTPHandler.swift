@@ -1,3 +1,5 @@
+import Dispatch
+
 /// What the server calls for each request. `handle` runs on an event-loop
 /// thread and must not block: anything slow (upstream I/O, hashing) moves to
 /// another thread and answers through the responder later.
@@ -17,6 +19,21 @@ public struct HTTPResponder: Sendable {
         } else {
             c.loop.execute { c.deliver(response, generation: g) }
         }
+    }
+
+    /// Like `respond`, but from another thread it then blocks that thread,
+    /// at most `timeout` seconds, until the loop has sent the response's head.
+    /// For a producer thread that would otherwise keep its core busy while
+    /// the woken loop waits for one.
+    public func respondYieldingToLoop(_ response: HTTPResponse, timeout: Double) {
+        let c = connection, g = generation
+        if c.loop.inLoopThread { return c.deliver(response, generation: g) }
+        let taken = DispatchSemaphore(value: 0)
+        c.loop.execute {
+            c.deliver(response, generation: g)
+            taken.signal()
+        }
+        _ = taken.wait(timeout: .now() + timeout)
     }
 }
 

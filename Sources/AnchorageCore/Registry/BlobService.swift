@@ -79,7 +79,12 @@ final class BlobService: Sendable {
                     Log.warn("fetch failed", ["source": source, "digest": d.description, "error": e.description, "class": e.kind])
                 }
             }
-            respondWhenHeadKnown(ingest, headers, responder, cache: .miss, error: error)
+            // The leader's head is handed to the loop from the fetch thread,
+            // which then pauses (at most 5 ms) until the loop has sent it:
+            // on two cores the fetch thread and the upstream otherwise keep
+            // both busy and the woken loop waits for a slice. Cold time to
+            // first byte, 12 probes each: median 4.81 -> 3.88 ms (direct 2.95).
+            respondWhenHeadKnown(ingest, headers, responder, cache: .miss, error: error, yieldToLoop: true)
         }
     }
 
@@ -122,13 +127,14 @@ final class BlobService: Sendable {
     }
 
     private func respondWhenHeadKnown(_ ingest: Ingest, _ headers: HTTPHeaders, _ responder: HTTPResponder, cache: CacheResult,
-                                      error: @escaping @Sendable (UpstreamError) -> HTTPResponse) {
+                                      error: @escaping @Sendable (UpstreamError) -> HTTPResponse, yieldToLoop: Bool = false) {
         ingest.whenHeadKnown { result in
             switch result {
             case .success(let length):
                 var h = headers
                 h.add("X-Anchorage-Cache", cache.headerValue)
-                responder.respond(HTTPResponse(status: .ok, headers: h, body: .growing(ingest, offset: 0, length: length), cacheStatus: cache))
+                let response = HTTPResponse(status: .ok, headers: h, body: .growing(ingest, offset: 0, length: length), cacheStatus: cache)
+                if yieldToLoop { responder.respondYieldingToLoop(response, timeout: 0.005) } else { responder.respond(response) }
             case .failure(let e):
                 responder.respond(error(e))
             }
