@@ -7,6 +7,8 @@ final class BlobService: Sendable {
     let store: BlobStore
     let inFlight = InFlightTable()
     let pool: WorkerPool
+    /// Where leaders run their fetches.
+    let fetchThreads = ParkedThreads(keep: 1, idleSeconds: 60, name: "anchorage-fetch")
     let counters: Counters
 
     init(store: BlobStore, pool: WorkerPool, counters: Counters) {
@@ -71,7 +73,7 @@ final class BlobService: Sendable {
             respondWhenHeadKnown(ingest, headers, responder, cache: .coalesced, error: error)
         case .lead(let ingest):
             counters.upstreamBlobFetches.add(1, ordering: .relaxed)
-            detachThread(name: "anchorage-fetch") { [inFlight] in
+            fetchThreads.submit { [inFlight] in
                 let result = fetch(ingest)
                 ingest.finish(result)
                 inFlight.remove(d)
