@@ -49,8 +49,8 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     // 1018-1047 -> 1042-1098 MB/s, measured when the second stage also
     // wrote the file; eight gave little more).
     static let spoolCount = 4
-    /// Allocated by the first chunk (fetch thread), not while a cold request
-    /// waits for its upstream request to go out; unchanged after that.
+    /// Allocated once the head is out (fetch thread, in `begin`), not while
+    /// a cold request waits for its upstream request to go out.
     private var spools: [UnsafeMutableRawBufferPointer] = []
     private var current = 0                 // fetch thread: the spool being filled
     private var spooled = 0                 // fetch thread: bytes in it
@@ -197,6 +197,9 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
             return s.headWaiters
         }
         for w in waiters { w(.success(cl)) }
+        spools = (0..<Ingest.spoolCount).map { _ in
+            UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096)
+        }
         return true
     }
 
@@ -207,11 +210,6 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
         }
         guard !stopped.load(ordering: .acquiring) else { return false }
         guard let base = chunk.baseAddress, chunk.count > 0 else { return true }
-        if spools.isEmpty {
-            spools = (0..<Ingest.spoolCount).map { _ in
-                UnsafeMutableRawBufferPointer.allocate(byteCount: Ingest.spoolCapacity, alignment: 4096)
-            }
-        }
         chunks += 1
         received += Int64(chunk.count)
         var offset = 0
