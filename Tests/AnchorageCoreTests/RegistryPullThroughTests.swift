@@ -246,11 +246,13 @@ final class RegistryPullThroughTests: XCTestCase {
         let m = try mirror(up, cache: "manifest_ttl = 1s\n")
         let accept = ["-H", "Accept: application/vnd.oci.image.manifest.v1+json"]
         XCTAssertEqual(try curl(accept + ["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/team/app/manifests/v1"]).stdout, "200")
-        // Past the TTL with the upstream alive: revalidated with a HEAD, not re-fetched.
+        // Past the TTL with the upstream alive: revalidated with a
+        // conditional GET the upstream answers 304, not re-fetched.
         usleep(1_200_000)
         let reval = try curl(accept + ["-D", "-", "-o", "/dev/null", "\(m.base)/v2/team/app/manifests/v1"]).stdout
         XCTAssertTrue(reval.contains("X-Anchorage-Cache: REVALIDATED"), reval)
-        XCTAssertEqual(up.log.components(separatedBy: "\"GET /v2/team/app/manifests/v1 ").count - 1, 1)
+        XCTAssertEqual(upstreamAnswers(up, "GET", "/v2/team/app/manifests/v1", status: 200), 1, up.log)
+        XCTAssertEqual(upstreamAnswers(up, "GET", "/v2/team/app/manifests/v1", status: 304), 1, up.log)
 
         up.stop()
         usleep(1_200_000)
@@ -265,6 +267,54 @@ final class RegistryPullThroughTests: XCTestCase {
         XCTAssertTrue(miss.contains("\"UNAVAILABLE\""), miss)
         XCTAssertLessThan(Date().timeIntervalSince(t0), 3)
         XCTAssertTrue(m.log.contains("served stale manifest"))
+    }
+
+    /// Requests the upstream registry's access log shows for METHOD PATH
+    /// answered with STATUS.
+    private func upstreamAnswers(_ up: UpstreamRegistry, _ method: String, _ path: String, status: Int) -> Int {
+        up.log.components(separatedBy: "\"\(method) \(path) HTTP/1.1\" \(status) ").count - 1
+    }
+
+    /// A tag that moved upstream costs one round trip past its TTL: the
+    /// conditional GET brings the new manifest (no HEAD first), and the
+    /// mirror serves and remembers the new digest.
+    func testMovedTagIsFetchedByTheRevalidatingGet() throws {
+        let up = try UpstreamRegistry(self)
+        let first = try up.push(name: "team/app", tag: "v1", layers: 1)
+        let m = try mirror(up, cache: "manifest_ttl = 1s\n")
+        let accept = ["-H", "Accept: application/vnd.oci.image.manifest.v1+json"]
+        let url = "\(m.base)/v2/team/app/manifests/v1"
+        XCTAssertTrue(try curl(accept + ["-D", "-", "-o", "/dev/null", url]).stdout.contains("Docker-Content-Digest: \(first)"))
+        let moved = try up.push(name: "team/app", tag: "v1", layers: 1, seed: "moved")
+        XCTAssertNotEqual(first, moved)
+        usleep(1_200_000)
+        let again = try curl(accept + ["-D", "-", "-o", "/dev/null", url]).stdout
+        XCTAssertTrue(again.contains("Docker-Content-Digest: \(moved)"), again)
+        XCTAssertTrue(again.contains("X-Anchorage-Cache: MISS"), again)
+        XCTAssertEqual(upstreamAnswers(up, "GET", "/v2/team/app/manifests/v1", status: 200), 2, up.log)
+        XCTAssertEqual(upstreamAnswers(up, "HEAD", "/v2/team/app/manifests/v1", status: 200), 0, up.log)
+        // Within the new TTL the new digest is a hit, the old one no longer served for the tag.
+        let hit = try curl(accept + ["-D", "-", "-o", "/dev/null", url]).stdout
+        XCTAssertTrue(hit.contains("Docker-Content-Digest: \(moved)") && hit.contains("X-Anchorage-Cache: HIT"), hit)
+    }
+
+    /// Docker Hub counts every manifest GET (even one answered 304) as a
+    /// pull and no HEAD: an upstream named docker.io is revalidated with a
+    /// HEAD. (The real Hub is not reachable from tests: a local registry
+    /// stands under its name.)
+    func testDockerHubTagsAreRevalidatedWithHead() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 1)
+        let m = try mirror(up, name: "docker.io", cache: "manifest_ttl = 1s\n")
+        let accept = ["-H", "Accept: application/vnd.oci.image.manifest.v1+json"]
+        let url = "\(m.base)/v2/team/app/manifests/v1"
+        XCTAssertEqual(try curl(accept + ["-o", "/dev/null", "-w", "%{http_code}", url]).stdout, "200")
+        usleep(1_200_000)
+        let reval = try curl(accept + ["-D", "-", "-o", "/dev/null", url]).stdout
+        XCTAssertTrue(reval.contains("X-Anchorage-Cache: REVALIDATED"), reval)
+        XCTAssertEqual(upstreamAnswers(up, "HEAD", "/v2/team/app/manifests/v1", status: 200), 1, up.log)
+        XCTAssertEqual(upstreamAnswers(up, "GET", "/v2/team/app/manifests/v1", status: 200), 1, up.log)
+        XCTAssertEqual(upstreamAnswers(up, "GET", "/v2/team/app/manifests/v1", status: 304), 0, up.log)
     }
 
     /// A fetched manifest is answered from memory and its files are written

@@ -8,7 +8,8 @@ import Synchronization
 /// | digest reference, cached                 | serve; never ask upstream                    |
 /// | tag, checked within its TTL              | serve (hit)                                  |
 /// | tag 404'd upstream within `negative_ttl` | 404 without asking                           |
-/// | tag past TTL                             | HEAD upstream; same digest → serve, else GET |
+/// | tag past TTL, Docker Hub                 | HEAD upstream; same digest → serve, else GET |
+/// | tag past TTL, other upstreams            | GET with If-None-Match: 304 → serve, 200 → the new manifest |
 /// | upstream outage (conn, timeout, 5xx, 429, breaker open) and cached | serve stale, `Warning: 110` |
 /// | upstream outage, nothing cached          | 503 UNAVAILABLE / 429 TOOMANYREQUESTS        |
 ///
@@ -73,31 +74,74 @@ final class ManifestService: Sendable {
             return RegistryError(.manifestUnknown, .notFound, "manifest unknown to the upstream registry (cached answer)", detail: tag.value).response
         }
         if let rec = cached {
-            // Revalidate with a HEAD: Docker Hub does not count it against pull limits.
-            let sink = CollectingSink(limit: 0)
-            switch upstream.request("HEAD", path: "\(name.value)/manifests/\(tag.value)", repository: name, accept: accept ?? ManifestService.defaultAccept, sink: sink) {
-            case .failure(let e) where e.isOutage:
-                return stale(rec, upstream, e)
-            case .failure(let e):
-                return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
-            case .success(let head):
-                if head.status == 200, let d = head.headers["Docker-Content-Digest"].flatMap(Digest.init), d == rec.digest {
-                    tags.put(upstream: upstream.name, name: name, tag: tag, record: TagRecord(digest: d, mediaType: rec.mediaType, checkedAt: now))
-                    if let r = cachedResponse(d, mediaType: rec.mediaType, cache: .revalidated) { return r }
-                } else if head.status != 200 {
-                    let e = UpstreamError.from(status: head.status, headers: head.headers)
-                    if e.isOutage { return stale(rec, upstream, e) }
-                    if e == .notFound { negative.withLock { $0[negKey] = now + negativeTTL } }
-                    return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
-                }
+            if upstream.isDockerHub {
+                if let r = revalidateWithHead(upstream, name, tag, rec, accept: accept, negKey: negKey, now: now) { return r }
+            } else {
+                return revalidateConditionally(upstream, name, tag, rec, accept: accept, now: now)
             }
         }
         return fetch(upstream, name, ref: .tag(tag), expected: nil, accept: accept, tag: tag, stale: cached)
     }
 
+    /// Docker Hub: a HEAD, which it does not count against pull limits (a
+    /// GET, even one answered 304, is a pull). The answer if the tag still
+    /// names the cached digest or the upstream said no; nil: fetch it whole.
+    private func revalidateWithHead(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag, _ rec: TagRecord,
+                                    accept: String?, negKey: String, now: Int64) -> HTTPResponse? {
+        let sink = CollectingSink(limit: 0)
+        switch upstream.request("HEAD", path: "\(name.value)/manifests/\(tag.value)", repository: name, accept: accept ?? ManifestService.defaultAccept, sink: sink) {
+        case .failure(let e) where e.isOutage:
+            return stale(rec, upstream, e)
+        case .failure(let e):
+            return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
+        case .success(let head):
+            if head.status == 200, let d = head.headers["Docker-Content-Digest"].flatMap(Digest.init), d == rec.digest {
+                tags.put(upstream: upstream.name, name: name, tag: tag, record: TagRecord(digest: d, mediaType: rec.mediaType, checkedAt: now))
+                return cachedResponse(d, mediaType: rec.mediaType, cache: .revalidated)
+            } else if head.status != 200 {
+                let e = UpstreamError.from(status: head.status, headers: head.headers)
+                if e.isOutage { return stale(rec, upstream, e) }
+                if e == .notFound { negative.withLock { $0[negKey] = now + negativeTTL } }
+                return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
+            }
+            return nil
+        }
+    }
+
+    /// Other upstreams: one conditional GET (`If-None-Match` with the cached
+    /// digest as entity tag). A 304 confirms the cache; a 200 carries the
+    /// tag's new manifest, so a moved tag costs one round trip, not a HEAD
+    /// and then a GET. The distribution registry answers the conditional
+    /// GET faster than a HEAD: on a reused connection here 0.46-0.65 vs
+    /// 0.74 ms. An upstream that ignores the condition sends the whole
+    /// manifest, which is verified like any fetch.
+    private func revalidateConditionally(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag, _ rec: TagRecord,
+                                         accept: String?, now: Int64) -> HTTPResponse {
+        let sink = CollectingSink(limit: ManifestService.maxManifestBytes)
+        let result = upstream.request("GET", path: "\(name.value)/manifests/\(tag.value)", repository: name, accept: accept ?? ManifestService.defaultAccept,
+                                      extraHeaders: ["If-None-Match: \(rec.digest.etag)"], sink: sink)
+        if case .success(let head) = result, head.status == 304 {
+            // A 304 that names another digest is not believed: fetch it whole.
+            let named = head.headers["Docker-Content-Digest"].flatMap(Digest.init)
+            if named == nil || named == rec.digest {
+                tags.put(upstream: upstream.name, name: name, tag: tag, record: TagRecord(digest: rec.digest, mediaType: rec.mediaType, checkedAt: now))
+                if let r = cachedResponse(rec.digest, mediaType: rec.mediaType, cache: .revalidated) { return r }
+            }
+            return fetch(upstream, name, ref: .tag(tag), expected: nil, accept: accept, tag: tag, stale: rec)
+        }
+        return settle(result, sink, upstream, name, ref: .tag(tag), expected: nil, tag: tag, stale: rec)
+    }
+
     private func fetch(_ upstream: RegistryUpstream, _ name: RepositoryName, ref: Reference, expected: Digest?, accept: String?, tag: Tag?, stale cached: TagRecord?) -> HTTPResponse {
         let sink = CollectingSink(limit: ManifestService.maxManifestBytes)
         let result = upstream.request("GET", path: "\(name.value)/manifests/\(ref)", repository: name, accept: accept ?? ManifestService.defaultAccept, sink: sink)
+        return settle(result, sink, upstream, name, ref: ref, expected: expected, tag: tag, stale: cached)
+    }
+
+    /// A manifest GET's outcome: verified, answered and stored; or the
+    /// cached record served stale through an outage; or the error.
+    private func settle(_ result: Result<ResponseHead, UpstreamError>, _ sink: CollectingSink, _ upstream: RegistryUpstream, _ name: RepositoryName,
+                        ref: Reference, expected: Digest?, tag: Tag?, stale cached: TagRecord?) -> HTTPResponse {
         let unknownError = { (e: UpstreamError) -> HTTPResponse in
             RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
         }
@@ -144,7 +188,7 @@ final class ManifestService: Sendable {
                 store.setMediaType(mediaType, for: actual)
                 if let (tag, rec) = record { tags.put(upstream: upstreamName, name: name, tag: tag, record: rec) }
             }
-            return response(body: .bytes(body), digest: actual, mediaType: mediaType, cache: .miss)
+            return response(body: .bytes(body), digest: actual, mediaType: mediaType, cache: actual == cached?.digest ? .revalidated : .miss)
         }
     }
 

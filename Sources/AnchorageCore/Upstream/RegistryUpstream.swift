@@ -35,15 +35,16 @@ final class RegistryUpstream: Sendable {
         return "Basic " + Data("\(u):\(p)".utf8).base64EncodedString()
     }
 
-    /// `method` `<url>/v2/<path>`; the sink sees the final response. A 401
-    /// with a challenge is answered (token or Basic) and retried once.
-    func request(_ method: String, path: String, repository: RepositoryName?, accept: String?, sink: TransferSink) -> Result<ResponseHead, UpstreamError> {
+    /// `method` `<url>/v2/<path>` with `extraHeaders` (whole header lines);
+    /// the sink sees the final response. A 401 with a challenge is answered
+    /// (token or Basic) and retried once.
+    func request(_ method: String, path: String, repository: RepositoryName?, accept: String?, extraHeaders: [String] = [], sink: TransferSink) -> Result<ResponseHead, UpstreamError> {
         guard breaker.allow() else { return .failure(.circuitOpen) }
         let scope = repository.map { "repository:\($0.value):pull" } ?? ""
         let url = "\(config.url)/v2/\(path)"
         var useBasic = false
         for attempt in 0..<2 {
-            var headers: [String] = []
+            var headers = extraHeaders
             if let accept { headers.append("Accept: \(accept)") }
             if let t = tokens.get(scope) {
                 headers.append("Authorization: Bearer \(t)")
