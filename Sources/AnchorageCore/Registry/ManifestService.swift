@@ -69,13 +69,12 @@ final class ManifestService: Sendable {
         if let rec = cached, now - rec.checkedAt < ttl, let r = cachedResponse(rec.digest, mediaType: rec.mediaType, cache: .hit) {
             return r
         }
-        let negKey = "\(upstream.name)/\(name.value):\(tag.value)"
-        if let until = negative.withLock({ $0[negKey] }), until > now {
+        if let until = negative.withLock({ $0[negativeKey(upstream, name, tag)] }), until > now {
             return RegistryError(.manifestUnknown, .notFound, "manifest unknown to the upstream registry (cached answer)", detail: tag.value).response
         }
         if let rec = cached {
             if upstream.isDockerHub {
-                if let r = revalidateWithHead(upstream, name, tag, rec, accept: accept, negKey: negKey, now: now) { return r }
+                if let r = revalidateWithHead(upstream, name, tag, rec, accept: accept, now: now) { return r }
             } else {
                 return revalidateConditionally(upstream, name, tag, rec, accept: accept, now: now)
             }
@@ -87,7 +86,7 @@ final class ManifestService: Sendable {
     /// GET, even one answered 304, is a pull). The answer if the tag still
     /// names the cached digest or the upstream said no; nil: fetch it whole.
     private func revalidateWithHead(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag, _ rec: TagRecord,
-                                    accept: String?, negKey: String, now: Int64) -> HTTPResponse? {
+                                    accept: String?, now: Int64) -> HTTPResponse? {
         let sink = CollectingSink(limit: 0)
         switch upstream.request("HEAD", path: "\(name.value)/manifests/\(tag.value)", repository: name, accept: accept ?? ManifestService.defaultAccept, sink: sink) {
         case .failure(let e) where e.isOutage:
@@ -95,16 +94,9 @@ final class ManifestService: Sendable {
         case .failure(let e):
             return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
         case .success(let head):
-            if head.status == 200, let d = head.headers["Docker-Content-Digest"].flatMap(Digest.init), d == rec.digest {
-                tags.put(upstream: upstream.name, name: name, tag: tag, record: TagRecord(digest: d, mediaType: rec.mediaType, checkedAt: now))
-                return cachedResponse(d, mediaType: rec.mediaType, cache: .revalidated)
-            } else if head.status != 200 {
-                let e = UpstreamError.from(status: head.status, headers: head.headers)
-                if e.isOutage { return stale(rec, upstream, e) }
-                if e == .notFound { negative.withLock { $0[negKey] = now + negativeTTL } }
-                return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
-            }
-            return nil
+            guard head.status == 200 else { return refused(head, upstream, name, tag: tag, stale: rec) }
+            guard head.headers["Docker-Content-Digest"].flatMap(Digest.init) == rec.digest else { return nil }
+            return confirmed(rec, upstream, name, tag, now: now)
         }
     }
 
@@ -123,10 +115,7 @@ final class ManifestService: Sendable {
         if case .success(let head) = result, head.status == 304 {
             // A 304 that names another digest is not believed: fetch it whole.
             let named = head.headers["Docker-Content-Digest"].flatMap(Digest.init)
-            if named == nil || named == rec.digest {
-                tags.put(upstream: upstream.name, name: name, tag: tag, record: TagRecord(digest: rec.digest, mediaType: rec.mediaType, checkedAt: now))
-                if let r = cachedResponse(rec.digest, mediaType: rec.mediaType, cache: .revalidated) { return r }
-            }
+            if named == nil || named == rec.digest, let r = confirmed(rec, upstream, name, tag, now: now) { return r }
             return fetch(upstream, name, ref: .tag(tag), expected: nil, accept: accept, tag: tag, stale: rec)
         }
         return settle(result, sink, upstream, name, ref: .tag(tag), expected: nil, tag: tag, stale: rec)
@@ -150,14 +139,7 @@ final class ManifestService: Sendable {
             if e.isOutage, let rec = cached { return stale(rec, upstream, e) }
             return unknownError(e)
         case .success(let head):
-            guard head.status == 200 else {
-                let e = UpstreamError.from(status: head.status, headers: head.headers)
-                if e.isOutage, let rec = cached { return stale(rec, upstream, e) }
-                if e == .notFound, let tag {
-                    negative.withLock { $0["\(upstream.name)/\(name.value):\(tag.value)"] = CacheIndex.nowMillis() + negativeTTL }
-                }
-                return unknownError(e)
-            }
+            guard head.status == 200 else { return refused(head, upstream, name, tag: tag, stale: cached) }
             if sink.overflowed {
                 return RegistryError(.manifestInvalid, .badGateway, "upstream manifest larger than \(ManifestService.maxManifestBytes) bytes").response
             }
@@ -176,7 +158,7 @@ final class ManifestService: Sendable {
             let mediaType = ManifestService.mediaType(head.headers["Content-Type"], body)
             // Until the files land, requests by digest are answered from here.
             hot.put(actual, body, mediaType: mediaType)
-            if let tag { negative.withLock { _ = $0.removeValue(forKey: "\(upstream.name)/\(name.value):\(tag.value)") } }
+            if let tag { negative.withLock { _ = $0.removeValue(forKey: negativeKey(upstream, name, tag)) } }
             let record = tag.map { ($0, TagRecord(digest: actual, mediaType: mediaType, checkedAt: CacheIndex.nowMillis())) }
             let upstreamName = upstream.name
             writes.async { [self] in
@@ -190,6 +172,28 @@ final class ManifestService: Sendable {
             }
             return response(body: .bytes(body), digest: actual, mediaType: mediaType, cache: actual == cached?.digest ? .revalidated : .miss)
         }
+    }
+
+    /// The upstream still names the cached digest: the tag is fresh again.
+    private func confirmed(_ rec: TagRecord, _ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag, now: Int64) -> HTTPResponse? {
+        tags.put(upstream: upstream.name, name: name, tag: tag, record: TagRecord(digest: rec.digest, mediaType: rec.mediaType, checkedAt: now))
+        return cachedResponse(rec.digest, mediaType: rec.mediaType, cache: .revalidated)
+    }
+
+    /// A manifest request the upstream answered with an error status: the
+    /// cached record served stale through an outage, a missing tag
+    /// remembered for `negative_ttl`, else the error in the registry's format.
+    private func refused(_ head: ResponseHead, _ upstream: RegistryUpstream, _ name: RepositoryName, tag: Tag?, stale cached: TagRecord?) -> HTTPResponse {
+        let e = UpstreamError.from(status: head.status, headers: head.headers)
+        if e.isOutage, let rec = cached { return stale(rec, upstream, e) }
+        if e == .notFound, let tag {
+            negative.withLock { $0[negativeKey(upstream, name, tag)] = CacheIndex.nowMillis() + negativeTTL }
+        }
+        return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
+    }
+
+    private func negativeKey(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag) -> String {
+        "\(upstream.name)/\(name.value):\(tag.value)"
     }
 
     private func stale(_ rec: TagRecord, _ upstream: RegistryUpstream, _ e: UpstreamError) -> HTTPResponse {
