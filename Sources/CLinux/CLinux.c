@@ -4,6 +4,8 @@
 #include <sys/eventfd.h>
 #include <sys/sendfile.h>
 #include <stddef.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 int anch_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
@@ -34,4 +36,11 @@ ssize_t anch_sendfile(int out_fd, int in_fd, int64_t *offset, size_t count) {
     ssize_t n = sendfile(out_fd, in_fd, &off, count);
     *offset = (int64_t)off;
     return n;
+}
+
+int64_t anch_tcp_rtt_micros(int fd) {
+    struct tcp_info info;
+    socklen_t len = sizeof info;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || len < offsetof(struct tcp_info, tcpi_rtt) + sizeof info.tcpi_rtt) return -1;
+    return (int64_t)info.tcpi_rtt;
 }

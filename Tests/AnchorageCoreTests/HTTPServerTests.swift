@@ -214,6 +214,53 @@ final class HTTPServerTests: XCTestCase {
         }
     }
 
+    /// Many file bodies on one loop: from the eighth on, a new body's socket
+    /// gets a 512 KiB send buffer (the kernel reports it doubled); the first
+    /// seven, and a lone body once the others are done, keep the kernel's
+    /// autotuning (never exactly 1 MiB). The server's sockets live in this
+    /// process, so the test reads their SO_SNDBUF by matching peer ports.
+    func testBusyLoopCapsTheSendBuffersOfLaterFileBodies() throws {
+        try start { $0.loops = 1 }
+        func startBody() throws -> RawClient {
+            let c = try RawClient(port: port)
+            XCTAssertTrue(c.send("GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"))
+            var b: UInt8 = 0
+            XCTAssertEqual(recv(c.fd, &b, 1, Int32(MSG_PEEK)), 1, "the answer has begun")
+            return c
+        }
+        func serverSendBuffer(_ c: RawClient) -> Int32? {
+            var local = sockaddr_in(), len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(c.fd, $0, &len) } }
+            for fd in Int32(3)..<4096 where fd != c.fd {
+                var peer = sockaddr_in(), mine = sockaddr_in()
+                var pl = socklen_t(MemoryLayout<sockaddr_in>.size), ml = pl
+                let ok = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &pl) } } == 0
+                    && withUnsafeMutablePointer(to: &mine) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &ml) } } == 0
+                guard ok, mine.sin_port == port.bigEndian, peer.sin_port == local.sin_port else { continue }
+                var size: Int32 = 0, sl = socklen_t(MemoryLayout<Int32>.size)
+                return getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &sl) == 0 ? size : nil
+            }
+            return nil
+        }
+        let capped = SendBufferPolicy.cappedBytes * 2
+        var clients: [RawClient] = []
+        for i in 0..<10 {
+            let c = try startBody()
+            let size = serverSendBuffer(c)
+            XCTAssertNotNil(size, "server side of connection \(i)")
+            if i < SendBufferPolicy.busyLoop - 1 {
+                XCTAssertNotEqual(size, capped, "body \(i + 1) of \(i + 1) on the loop")
+            } else {
+                XCTAssertEqual(size, capped, "body \(i + 1) of \(i + 1) on the loop")
+            }
+            clients.append(c)
+        }
+        for c in clients { XCTAssertEqual(c.readResponse()?.body, blob) }
+        let lone = try startBody()
+        XCTAssertNotEqual(serverSendBuffer(lone), capped, "a lone body after the others finished")
+        XCTAssertEqual(lone.readResponse()?.body, blob)
+    }
+
     func testSendfileModeDecidesByThePeersAddress() {
         let v4 = { (a: UInt8, b: UInt8, c: UInt8, d: UInt8) in PeerAddress(bytes: [a, b, c, d], port: 1) }
         let v6 = { (tail: [UInt8]) in PeerAddress(bytes: [UInt8](repeating: 0, count: 16 - tail.count) + tail, port: 1) }

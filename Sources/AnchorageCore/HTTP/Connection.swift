@@ -56,6 +56,10 @@ final class Connection: EventHandler, @unchecked Sendable {
     private var staged = 0, stagedSent = 0
     /// Plain connections: file bodies by sendfile(2), or copied (see `SendfileMode`).
     private let usesSendfile: Bool
+    /// Counted in `context.fileBodies` while its file body is being sent.
+    private var countedFileBody = false
+    /// The send buffer was capped (`SendBufferPolicy`); it stays so.
+    private var sendBufferCapped = false
 
     init(fd: Int32, peer: PeerAddress, context: LoopContext, tls: OpaquePointer? = nil) {
         self.tls = tls
@@ -204,10 +208,28 @@ final class Connection: EventHandler, @unchecked Sendable {
                 out.body = .empty   // a small file (a manifest): one send instead of send + sendfile
             } else {
                 out.body = r.body
+                if case .file(_, _, let length) = r.body { beginFileBody(length) }
             }
         }
         state = .writing
         continueWriting()
+    }
+
+    /// A file body copied through mapped windows is counted on the loop,
+    /// and capped when the loop is busy (`SendBufferPolicy`).
+    private func beginFileBody(_ length: Int64) {
+        guard tls == nil, !usesSendfile, length >= Int64(Connection.sendWindow) else { return }
+        countedFileBody = true
+        context.fileBodies += 1
+        if !sendBufferCapped {
+            sendBufferCapped = SendBufferPolicy.capIfBusy(fd: fd, fileBodiesOnLoop: context.fileBodies)
+        }
+    }
+
+    private func endFileBody() {
+        guard countedFileBody else { return }
+        countedFileBody = false
+        context.fileBodies -= 1
     }
 
     private func continueWriting() {
@@ -387,6 +409,7 @@ final class Connection: EventHandler, @unchecked Sendable {
     }
 
     private func finishResponse() {
+        endFileBody()
         logAccess()
         out = Outgoing()
         request = nil
@@ -441,6 +464,7 @@ final class Connection: EventHandler, @unchecked Sendable {
     func close() {
         guard state != .closed else { return }
         if state == .writing, out.status != 0, request != nil { logAccess() }
+        endFileBody()
         state = .closed
         generation += 1
         loop.unregister(fd)

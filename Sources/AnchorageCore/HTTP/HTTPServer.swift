@@ -55,6 +55,9 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     /// (`Connection.sendWindow`) go through this (`Connection.sendCopied`).
     let copyBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 4096)
     let dates = HTTPDateCache()
+    /// Mapped-window file bodies this loop's connections are sending now
+    /// (`SendBufferPolicy`).
+    var fileBodies = 0
     private(set) var connections: [Int32: Connection] = [:]
     var listeners: [Int32] = []
     var tlsListeners: Set<Int32> = []

@@ -13,6 +13,8 @@ int anch_epoll_wait(int epfd, int32_t *fds, uint32_t *events, int max, int timeo
 int anch_eventfd(void);
 int anch_accept4(int fd, struct sockaddr *addr, socklen_t *len);
 ssize_t anch_sendfile(int out_fd, int in_fd, int64_t *offset, size_t count);
+/// The connection's smoothed round-trip time in microseconds (TCP_INFO), or -1.
+int64_t anch_tcp_rtt_micros(int fd);
 
 enum { ANCH_EPOLL_CTL_ADD = 1, ANCH_EPOLL_CTL_DEL = 2, ANCH_EPOLL_CTL_MOD = 3 };
 #endif
