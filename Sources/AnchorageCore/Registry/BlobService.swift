@@ -86,7 +86,7 @@ final class BlobService: Sendable {
             // on two cores the fetch thread and the upstream otherwise keep
             // both busy and the woken loop waits for a slice. Cold time to
             // first byte, 12 probes each: median 4.81 -> 3.88 ms (direct 2.95).
-            respondWhenHeadKnown(ingest, headers, responder, cache: .miss, error: error, yieldToLoop: true)
+            respondWhenHeadKnown(ingest, headers, responder, cache: .miss, error: error, handoff: .yieldingToLoop)
         }
     }
 
@@ -128,15 +128,22 @@ final class BlobService: Sendable {
         return false
     }
 
+    /// How a growing body's head reaches the loop: a follower's callback just
+    /// hands it over; the leader's fetch thread pauses until it is sent.
+    private enum Handoff { case plain, yieldingToLoop }
+
     private func respondWhenHeadKnown(_ ingest: Ingest, _ headers: HTTPHeaders, _ responder: HTTPResponder, cache: CacheResult,
-                                      error: @escaping @Sendable (UpstreamError) -> HTTPResponse, yieldToLoop: Bool = false) {
+                                      error: @escaping @Sendable (UpstreamError) -> HTTPResponse, handoff: Handoff = .plain) {
         ingest.whenHeadKnown { result in
             switch result {
             case .success(let length):
                 var h = headers
                 h.add("X-Anchorage-Cache", cache.headerValue)
                 let response = HTTPResponse(status: .ok, headers: h, body: .growing(ingest, offset: 0, length: length), cacheStatus: cache)
-                if yieldToLoop { responder.respondYieldingToLoop(response, timeout: 0.005) } else { responder.respond(response) }
+                switch handoff {
+                case .plain: responder.respond(response)
+                case .yieldingToLoop: responder.respondYieldingToLoop(response, timeout: 0.005)
+                }
             case .failure(let e):
                 responder.respond(error(e))
             }
