@@ -12,7 +12,9 @@ import Glibc
 /// alternating rounds: capped on every connection 17 of 18 rounds faster
 /// (448 KiB, 640 KiB and 1 MiB did not show it); capped by this policy
 /// 6 of 6 rounds faster, 3950-4780 against 3530-4200 MB/s, server and
-/// clients 7.95-9.61 against 8.78-10.60 CPU-s per 20 GB. A lone stream keeps
+/// clients 7.95-9.61 against 8.78-10.60 CPU-s per 20 GB. That was in one of
+/// the machine's fast phases; in a slow one, 4 rounds measured 3128-4065
+/// against 3109-3847, no clear gain (and no loss). A lone stream keeps
 /// autotuning: capped, one client's warm 1 GiB fell from 3.6-4.6 to
 /// 2.3-4.0 GB/s. A long path keeps it too: a capped buffer bounds what is
 /// in flight to 1 MiB per round trip.
