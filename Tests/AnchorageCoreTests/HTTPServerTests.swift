@@ -229,14 +229,11 @@ final class HTTPServerTests: XCTestCase {
             return c
         }
         func serverSendBuffer(_ c: RawClient) -> Int32? {
-            var local = sockaddr_in(), len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(c.fd, $0, &len) } }
-            for fd in Int32(3)..<4096 where fd != c.fd {
-                var peer = sockaddr_in(), mine = sockaddr_in()
-                var pl = socklen_t(MemoryLayout<sockaddr_in>.size), ml = pl
-                let ok = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &pl) } } == 0
-                    && withUnsafeMutablePointer(to: &mine) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &ml) } } == 0
-                guard ok, mine.sin_port == port.bigEndian, peer.sin_port == local.sin_port else { continue }
+            let clientPort = Socket.boundPort(c.fd)
+            for fd in Int32(3)..<4096 where fd != c.fd && Socket.boundPort(fd) == port {
+                var peer = sockaddr_in(), len = socklen_t(MemoryLayout<sockaddr_in>.size)
+                let connected = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } } == 0
+                guard connected, UInt16(bigEndian: peer.sin_port) == clientPort else { continue }
                 var size: Int32 = 0, sl = socklen_t(MemoryLayout<Int32>.size)
                 return getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &sl) == 0 ? size : nil
             }
