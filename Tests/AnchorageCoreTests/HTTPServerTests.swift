@@ -220,6 +220,15 @@ final class HTTPServerTests: XCTestCase {
     /// autotuning (never exactly 1 MiB). The server's sockets live in this
     /// process, so the test reads their SO_SNDBUF by matching peer ports.
     func testBusyLoopCapsTheSendBuffersOfLaterFileBodies() throws {
+        // Each body must still be going out when the next one starts: larger
+        // than an unread client can take, whose server side autotunes its
+        // send buffer up to tcp_wmem's maximum (4 MiB by default).
+        let wmemMax = (try? String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).last.flatMap { Int($0) } } ?? 0
+        if blob.count < 2 * wmemMax {
+            blob = (0..<(2 * wmemMax + (1 << 20))).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }
+            FileManager.default.createFile(atPath: dir.file("blob"), contents: Data(blob))
+        }
         try start { $0.loops = 1 }
         func startBody() throws -> RawClient {
             let c = try RawClient(port: port)
