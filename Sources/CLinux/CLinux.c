@@ -44,3 +44,29 @@ int64_t anch_tcp_rtt_micros(int fd) {
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || len < offsetof(struct tcp_info, tcpi_rtt) + sizeof info.tcpi_rtt) return -1;
     return (int64_t)info.tcpi_rtt;
 }
+
+#include <sched.h>
+#include <sys/socket.h>
+
+int anch_allowed_cpus(int32_t *cpus, int max) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    int n = 0;
+    for (int c = 0; c < CPU_SETSIZE && n < max; c++) if (CPU_ISSET(c, &set)) cpus[n++] = c;
+    return n;
+}
+
+int anch_pin_current_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);
+}
+
+int anch_incoming_cpu(int fd) {
+    int cpu = -1;
+    socklen_t len = sizeof cpu;
+    if (getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0) return -1;
+    return cpu;
+}

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Glibc
 import Synchronization
@@ -151,6 +152,81 @@ final class HTTPServerTests: XCTestCase {
         let deadline = Date().addingTimeInterval(5)
         while server?.openConnections != 0 && Date() < deadline { usleep(10_000) }
         XCTAssertEqual(server?.connectionsPerLoop, [0, 0])
+    }
+
+    /// Runs `body` on a new thread pinned to `cpu` (a client whose packets
+    /// the kernel processes on that CPU, as loopback does for its sender).
+    private func onCPU<T>(_ cpu: Int32, _ body: @escaping () -> T) -> T {
+        let box = PinnedRun(body)
+        let t = Thread {
+            XCTAssertEqual(anch_pin_current_thread(cpu), 0)
+            box.value = box.body()
+            box.done.signal()
+        }
+        t.start()
+        box.done.wait()
+        return box.value!
+    }
+
+    func testPinnedLoopsServeEachConnectionOnTheCPUThatReceivedIt() throws {
+        let cpus = LoopCPUs.allowedCPUs()
+        guard cpus.count >= 2 else { throw XCTSkip("needs two usable CPUs (has \(cpus.count))") }
+        try start {
+            $0.loops = cpus.count
+            $0.cpuAffinity = .auto
+        }
+        // Each loop thread is pinned to its own CPU.
+        let pinned = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap { tid -> String? in
+            let status = try? String(contentsOfFile: "/proc/self/task/\(tid)/status", encoding: .utf8)
+            return status?.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }.map { String($0.split(separator: "\t").last ?? "") }
+        }
+        XCTAssertEqual(Set(cpus.map { String($0) }).subtracting(pinned), [], "a loop pinned to every CPU: \(pinned)")
+        // Three clients on the last CPU, then three on the first: each goes
+        // to the loop of its CPU, against SO_REUSEPORT's hash.
+        let last = cpus.count - 1
+        var clients: [RawClient] = []
+        var expected = [Int](repeating: 0, count: cpus.count)
+        for (cpu, loop) in [(cpus[last], last), (cpus[0], 0)] {
+            clients += onCPU(cpu) { () -> [RawClient] in
+                (0..<3).compactMap { _ in
+                    guard let c = try? RawClient(port: self.port) else { return nil }
+                    XCTAssertTrue(c.send("GET /small HTTP/1.1\r\nHost: x\r\n\r\n"))
+                    XCTAssertEqual(c.readResponse()?.status, 200)
+                    return c
+                }
+            }
+            expected[loop] = 3
+            XCTAssertEqual(server?.connectionsPerLoop, expected)
+        }
+        // A client that moves: its connection follows it between requests.
+        let mover = clients[0]
+        onCPU(cpus[0]) {
+            for _ in 0..<24 {
+                XCTAssertTrue(mover.send("GET /small HTTP/1.1\r\nHost: x\r\n\r\n"))
+                XCTAssertEqual(mover.readResponse()?.body, Array("hello world".utf8))
+            }
+        }
+        expected[0] = 4
+        expected[last] = 2
+        let deadline = Date().addingTimeInterval(2)
+        while server?.connectionsPerLoop != expected && Date() < deadline { usleep(10_000) }
+        XCTAssertEqual(server?.connectionsPerLoop, expected)
+        // It is still served, on its new loop.
+        XCTAssertTrue(mover.send("GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"))
+        XCTAssertEqual(mover.readResponse()?.body.count, blob.count)
+    }
+
+    func testPlacementPrefersTheClientsLoopWithinASlack() {
+        // No preference: the least busy loop, the accepting one on a tie.
+        XCTAssertEqual(ConnectionPlacement.choose(preferred: nil, accepting: 1, open: [3, 3]), 1)
+        XCTAssertEqual(ConnectionPlacement.choose(preferred: nil, accepting: 1, open: [2, 3]), 0)
+        // The client's loop while it holds fewer than 4 (+1/8) more.
+        XCTAssertEqual(ConnectionPlacement.choose(preferred: 1, accepting: 0, open: [0, 3]), 1)
+        XCTAssertEqual(ConnectionPlacement.choose(preferred: 1, accepting: 0, open: [0, 4]), 0)
+        XCTAssertEqual(ConnectionPlacement.choose(preferred: 0, accepting: 1, open: [50, 44]), 0)
+        XCTAssertEqual(ConnectionPlacement.choose(preferred: 0, accepting: 1, open: [53, 44]), 1)
+        // A preference outside the loops is ignored.
+        XCTAssertEqual(ConnectionPlacement.choose(preferred: 5, accepting: 0, open: [1, 0]), 1)
     }
 
     func testFileBodyIsByteExact() throws {
@@ -365,4 +441,13 @@ final class HTTPServerTests: XCTestCase {
         while server?.openConnections != 0 && Date() < deadline { usleep(50_000) }
         XCTAssertEqual(server?.openConnections, 0, "a stalled reader is dropped after send_timeout")
     }
+}
+
+/// A closure run on another thread and its result, handed back after
+/// `done` is signalled (the semaphore orders the accesses).
+private final class PinnedRun<T>: @unchecked Sendable {
+    let body: () -> T
+    var value: T?
+    let done = DispatchSemaphore(value: 0)
+    init(_ body: @escaping () -> T) { self.body = body }
 }

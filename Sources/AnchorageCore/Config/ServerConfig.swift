@@ -8,6 +8,7 @@ public struct ServerConfig: Sendable, Equatable {
     public var shutdownGrace: ConfigDuration
     public var accessLog: Bool
     public var sendfile: SendfileMode
+    public var cpuAffinity: CPUAffinity
     public var allow: [AddressRange]
     public var tlsListen: [ListenAddress]
     public var tlsCert: String?
@@ -23,6 +24,8 @@ public struct ServerConfig: Sendable, Equatable {
         ConfigKey("access_log", .bool, default: "true", help: "one logfmt line per request on stderr"),
         ConfigKey("sendfile", .oneOf(SendfileMode.allCases.map(\.rawValue)), default: "auto",
                   help: "cached bodies go out with sendfile(2) (on), copied into the socket from mapped windows of the file (off), or auto: sendfile except to loopback clients, where the copy measured faster"),
+        ConfigKey("cpu_affinity", .oneOf(CPUAffinity.allCases.map(\.rawValue)), default: "auto",
+                  help: "auto: with one event loop per usable CPU, pin each loop to its CPU and serve a connection on the CPU that received it (fewer cross-CPU wake-ups); off: loops float, connections go to the least busy loop"),
         ConfigKey("allow", .cidr, repeatable: true, help: "client addresses served (CIDR, repeatable); others get 403; default: everyone"),
         ConfigKey("tls_listen", .listen, repeatable: true, help: "address to serve HTTPS on (repeatable; needs tls_cert and tls_key)"),
         ConfigKey("tls_cert", .path, help: "PEM certificate chain for tls_listen; reloaded on SIGHUP"),
@@ -51,6 +54,7 @@ public struct ServerConfig: Sendable, Equatable {
         shutdownGrace = r.duration("shutdown_grace")
         accessLog = r.bool("access_log")
         sendfile = r.string("sendfile").flatMap(SendfileMode.init(rawValue:)) ?? .auto
+        cpuAffinity = r.string("cpu_affinity").flatMap(CPUAffinity.init(rawValue:)) ?? .auto
         allow = r.section.entries.filter { $0.key == "allow" }.compactMap { AddressRange($0.value) }
     }
 
@@ -63,6 +67,7 @@ public struct ServerConfig: Sendable, Equatable {
             ("shutdown_grace", shutdownGrace.description),
             ("access_log", "\(accessLog)"),
             ("sendfile", sendfile.rawValue),
+            ("cpu_affinity", cpuAffinity.rawValue),
         ] + allow.map { ("allow", $0.description) } + tlsListen.map { ("tls_listen", $0.description) }
             + (tlsCert.map { [("tls_cert", $0)] } ?? []) + (tlsKey.map { [("tls_key", $0)] } ?? [])
     }

@@ -36,6 +36,7 @@ public enum Daemon {
         options.idleTimeoutMillis = UInt64(config.server.idleTimeout.milliseconds)
         options.sendTimeoutMillis = UInt64(config.server.sendTimeout.milliseconds)
         options.sendfile = config.server.sendfile
+        options.cpuAffinity = config.server.cpuAffinity
         options.accessLog = config.server.accessLog
         options.tlsListen = config.server.tlsListen
         if let cert = config.server.tlsCert, let key = config.server.tlsKey, !config.server.tlsListen.isEmpty {

@@ -60,6 +60,9 @@ final class Connection: EventHandler, @unchecked Sendable {
     private var countedFileBody = false
     /// The send buffer was capped (`SendBufferPolicy`); it stays so.
     private var sendBufferCapped = false
+    /// Responses finished, and consecutive checks that found the client's
+    /// packets arriving on another loop's CPU (`followClient`).
+    private var served = 0, elsewhere = 0
 
     init(fd: Int32, peer: PeerAddress, context: LoopContext, tls: OpaquePointer? = nil) {
         self.tls = tls
@@ -418,11 +421,33 @@ final class Connection: EventHandler, @unchecked Sendable {
             return
         }
         state = .reading
+        if pending.isEmpty, followClient() { return }
         deadline = monotonicMillis() + (pending.isEmpty ? context.options.idleTimeoutMillis : context.options.headerTimeoutMillis)
         setInterest(EV_IN)
         parseBuffered()
         // Decrypted bytes OpenSSL already holds never raise EPOLLIN again.
         if state == .reading, let ssl = tls, SSL_has_pending(ssl) == 1 { readAvailable() }
+    }
+
+    /// With pinned loops (`LoopCPUs`), a keep-alive connection whose packets
+    /// now arrive on another loop's CPU (the client thread moved, or was
+    /// placed before the scheduler spread the clients) moves to that loop
+    /// between requests: checked every 8th response, moved after two checks
+    /// in a row agree, and only where `ConnectionPlacement` would put it.
+    /// Returns true when this object is done (the other loop adopts the fd).
+    private func followClient() -> Bool {
+        served &+= 1
+        guard tls == nil, served % 8 == 0, context.cpus != nil else { return false }
+        guard let target = context.loopForIncomingCPU(fd), target !== context else {
+            elsewhere = 0
+            return false
+        }
+        elsewhere += 1
+        guard elsewhere >= 2, context.handOver(self, to: target) else { return false }
+        // Inert from here: the fd stays open and belongs to `target`.
+        state = .closed
+        generation += 1
+        return true
     }
 
     private func sendErrorAndClose(_ status: HTTPStatus, _ reason: String) {

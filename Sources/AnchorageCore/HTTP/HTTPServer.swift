@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Glibc
 import Synchronization
@@ -13,6 +14,9 @@ public struct HTTPServerOptions: Sendable {
     public var sendTimeoutMillis: UInt64 = 60_000
     public var accessLog = true
     public var sendfile = SendfileMode.auto
+    /// Pin loops to CPUs and steer connections to their CPU's loop
+    /// (`LoopCPUs`); the daemon's default is `auto`.
+    public var cpuAffinity = CPUAffinity.off
     public var parserLimits = HTTPParserLimits()
     /// Called once per finished response (metrics), on the loop thread.
     public var observer: (@Sendable (AccessRecord) -> Void)?
@@ -68,6 +72,8 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     let openConnections: Atomic<Int>
     /// Every loop of the server, this one included; set before the loops start.
     var siblings: [LoopContext] = []
+    /// The loops' CPUs when they are pinned; set before the loops start.
+    var cpus: LoopCPUs?
 
     init(loop: EventLoop, options: HTTPServerOptions, handler: any HTTPHandler) {
         self.loop = loop
@@ -99,7 +105,7 @@ final class LoopContext: EventHandler, @unchecked Sendable {
                     }
                 }
                 let accepted = Accepted(fd: fd, peer: peer, session: session)
-                let home = placement()
+                let home = placement(fd)
                 home.openConnections.add(1, ordering: .relaxed)
                 if home === self {
                     adopt(accepted)
@@ -110,23 +116,34 @@ final class LoopContext: EventHandler, @unchecked Sendable {
         }
     }
 
-    /// The loop a new connection should live on: this one unless another
-    /// has fewer open connections. SO_REUSEPORT spreads accepts by a hash of
-    /// the addresses, so 100 clients landed 56/42 or 60/38 as often as 50/48
-    /// on two loops; the busier loop then served alone at the end while the
-    /// other core idled (row 5 of bench/run: 20-30% idle for the last fifth
-    /// of the run). A connection stays on its loop for its lifetime.
-    private func placement() -> LoopContext {
-        var best = self
-        var fewest = openConnections.load(ordering: .relaxed)
-        for s in siblings where s !== self {
-            let n = s.openConnections.load(ordering: .relaxed)
-            if n < fewest {
-                best = s
-                fewest = n
-            }
-        }
-        return best
+    /// The loop a new connection should live on (`ConnectionPlacement`):
+    /// with pinned loops, preferably the one on the CPU that received it.
+    private func placement(_ fd: Int32) -> LoopContext {
+        guard siblings.count > 1 else { return self }
+        let preferred = cpus.flatMap { $0.loop(forCPU: anch_incoming_cpu(fd)) }
+        let open = siblings.map { $0.openConnections.load(ordering: .relaxed) }
+        return siblings[ConnectionPlacement.choose(preferred: preferred, accepting: loop.index, open: open)]
+    }
+
+    /// The loop pinned to the CPU that received `fd`'s last packet, if any.
+    func loopForIncomingCPU(_ fd: Int32) -> LoopContext? {
+        guard let i = cpus?.loop(forCPU: anch_incoming_cpu(fd)), siblings.indices.contains(i) else { return nil }
+        return siblings[i]
+    }
+
+    /// Moves an idle keep-alive connection to `target` if placement agrees;
+    /// the caller's `Connection` object must not touch the fd afterwards.
+    func handOver(_ c: Connection, to target: LoopContext) -> Bool {
+        guard let to = siblings.firstIndex(where: { $0 === target }) else { return false }
+        let open = siblings.map { $0.openConnections.load(ordering: .relaxed) }
+        guard ConnectionPlacement.choose(preferred: to, accepting: loop.index, open: open) == to else { return false }
+        guard connections.removeValue(forKey: c.fd) != nil else { return false }
+        loop.unregister(c.fd)
+        openConnections.subtract(1, ordering: .relaxed)
+        target.openConnections.add(1, ordering: .relaxed)
+        let moved = Accepted(fd: c.fd, peer: c.peer, session: nil)
+        target.loop.execute { target.adopt(moved) }
+        return true
     }
 
     /// Serves an accepted connection on this loop (already counted in
@@ -206,7 +223,11 @@ public final class HTTPServer: @unchecked Sendable {
             let loop = try EventLoop(index: i)
             contexts.append(LoopContext(loop: loop, options: options, handler: handler))
         }
-        for ctx in contexts { ctx.siblings = contexts }
+        let cpus = LoopCPUs.plan(options.cpuAffinity, loops: contexts.count)
+        for ctx in contexts {
+            ctx.siblings = contexts
+            ctx.cpus = cpus
+        }
         for (addr, secure) in options.listen.map({ ($0, false) }) + options.tlsListen.map({ ($0, true) }) {
             var port = addr.port
             if port != 0 {
@@ -230,7 +251,13 @@ public final class HTTPServer: @unchecked Sendable {
         }
         for ctx in contexts {
             let loop = ctx.loop
-            let t = Thread { withExtendedLifetime(ctx) { loop.run() } }
+            let cpu = ctx.cpus?.cpus[loop.index]
+            let t = Thread {
+                if let cpu, anch_pin_current_thread(cpu) != 0 {
+                    Log.warn("could not pin event loop to its CPU", ["loop": "\(loop.index)", "cpu": "\(cpu)"])
+                }
+                withExtendedLifetime(ctx) { loop.run() }
+            }
             t.name = "anchorage-loop-\(loop.index)"
             t.stackSize = 1 << 20
             threads.append(t)

@@ -15,6 +15,12 @@ int anch_accept4(int fd, struct sockaddr *addr, socklen_t *len);
 ssize_t anch_sendfile(int out_fd, int in_fd, int64_t *offset, size_t count);
 /// The connection's smoothed round-trip time in microseconds (TCP_INFO), or -1.
 int64_t anch_tcp_rtt_micros(int fd);
+/// The CPUs this process may run on, ascending; returns how many (or -1).
+int anch_allowed_cpus(int32_t *cpus, int max);
+/// Restricts the calling thread to one CPU.
+int anch_pin_current_thread(int cpu);
+/// SO_INCOMING_CPU: the CPU that processed the socket's last received packet.
+int anch_incoming_cpu(int fd);
 
 enum { ANCH_EPOLL_CTL_ADD = 1, ANCH_EPOLL_CTL_DEL = 2, ANCH_EPOLL_CTL_MOD = 3 };
 #endif
