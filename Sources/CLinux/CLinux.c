@@ -64,6 +64,13 @@ int anch_pin_current_thread(int cpu) {
     return sched_setaffinity(0, sizeof set, &set);
 }
 
+int anch_set_thread_cpus(const int32_t *cpus, int count) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < count; i++) CPU_SET(cpus[i], &set);
+    return sched_setaffinity(0, sizeof set, &set);
+}
+
 int anch_incoming_cpu(int fd) {
     int cpu = -1;
     socklen_t len = sizeof cpu;

@@ -19,6 +19,8 @@ int64_t anch_tcp_rtt_micros(int fd);
 int anch_allowed_cpus(int32_t *cpus, int max);
 /// Restricts the calling thread to one CPU.
 int anch_pin_current_thread(int cpu);
+/// Lets the calling thread run on any of `cpus`.
+int anch_set_thread_cpus(const int32_t *cpus, int count);
 /// SO_INCOMING_CPU: the CPU that processed the socket's last received packet.
 int anch_incoming_cpu(int fd);
 
