@@ -1,4 +1,5 @@
 import Foundation
+@testable import AnchorageCore
 import XCTest
 
 /// Metrics, health, the status page and API, and the operator CLI.
@@ -125,5 +126,28 @@ final class OperationsTests: XCTestCase {
         XCTAssertLessThanOrEqual(after["bytes"] as? Int ?? Int.max, 600 * 1024)
         XCTAssertEqual(try runCommand([bin, "gc", "--config", conf]).status, 2, "gc without --to is a usage error")
         XCTAssertEqual(try runCommand([bin, "verify", "--config", conf]).status, 0)
+    }
+}
+
+final class CountersTests: XCTestCase {
+    /// Each loop records into its own shard; every reader sees the sum.
+    func testResponsesFromEveryLoopAddUp() {
+        let c = Counters()
+        for loop in 0..<10 {
+            var r = AccessRecord(method: "GET", path: "/v2/library/alpine/manifests/3.20", status: 200, bytes: 100,
+                                 micros: 50, headMicros: 40, cache: loop.isMultiple(of: 2) ? .hit : .miss)
+            r.loop = loop
+            c.record(r)
+        }
+        var text = ""
+        c.renderResponses(into: &text)
+        XCTAssertTrue(text.contains(#"anchorage_http_requests_total{route="registry_manifest",status="200"} 10"#), text)
+        XCTAssertTrue(text.contains(#"anchorage_cache_requests_total{result="hit"} 5"#), text)
+        XCTAssertTrue(text.contains(#"anchorage_cache_requests_total{result="miss"} 5"#), text)
+        XCTAssertTrue(text.contains(#"anchorage_time_to_first_byte_seconds_count{result="hit"} 5"#), text)
+        XCTAssertEqual(c.lastHour.total, 10)
+        XCTAssertEqual(c.lastHour.hits, 5)
+        XCTAssertEqual(c.repositories["library/alpine"]?.pulls, 10)
+        XCTAssertEqual(c.repositories["library/alpine"]?.bytes, 1000)
     }
 }

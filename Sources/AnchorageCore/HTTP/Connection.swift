@@ -474,9 +474,11 @@ final class Connection: EventHandler, @unchecked Sendable {
                             bytes: bytes, micros: micros, cache: out.cacheStatus?.rawValue)
         }
         if let observe = context.options.observer {
-            observe(AccessRecord(method: req.method.description, path: req.path, status: out.status, bytes: bodyBytes,
+            var record = AccessRecord(method: req.method.description, path: req.path, status: out.status, bytes: bodyBytes,
                                  micros: micros, headMicros: headSentMicros > startedMicros ? headSentMicros - startedMicros : 0,
-                                 cache: out.cacheStatus))
+                                 cache: out.cacheStatus)
+            record.loop = loop.index
+            observe(record)
         }
     }
 

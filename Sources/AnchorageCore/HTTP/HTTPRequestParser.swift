@@ -149,6 +149,8 @@ public struct HTTPRequestParser: Sendable {
             return .failure(.malformed("invalid HTTP version"))
         }
         var headers = HTTPHeaders()
+        // Fields checked below, counted here in the one pass over the names.
+        var hosts = 0, framed = false
         // The last "line" is the empty one ending the head.
         for line in lines.dropFirst() where !line.isEmpty {
             if headers.count >= limits.maxHeaderFields { return .failure(.tooManyHeaders) }
@@ -164,12 +166,18 @@ public struct HTTPRequestParser: Sendable {
             guard value.allSatisfy({ $0 != 0 && $0 != 13 && $0 != 127 && ($0 >= 32 || $0 == 9) }) else {
                 return .failure(.malformed("invalid character in header value"))
             }
+            switch name.count {
+            case 4 where asciiEqualsLowercased(name, "host"): hosts += 1
+            case 14 where asciiEqualsLowercased(name, "content-length"): framed = true
+            case 17 where asciiEqualsLowercased(name, "transfer-encoding"): framed = true
+            default: break
+            }
             headers.add(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
         }
-        if version == .http11 && headers.all("Host").count != 1 {
+        if version == .http11 && hosts != 1 {
             return .failure(.malformed("HTTP/1.1 request needs exactly one Host header"))
         }
-        switch framing(headers) {
+        switch framed ? framing(headers) : .success(.none) {
         case .success(let f):
             return .success(HTTPRequest(method: HTTPMethod(method), target: target, version: version, headers: headers, framing: f))
         case .failure(let e):
@@ -195,6 +203,20 @@ public struct HTTPRequestParser: Sendable {
             return .failure(.malformed("invalid Content-Length"))
         }
         return .success(n == 0 ? .none : .contentLength(n))
+    }
+}
+
+/// `bytes` equals `lower` (lowercase ASCII) ignoring ASCII case.
+@inline(__always)
+func asciiEqualsLowercased(_ bytes: UnsafeBufferPointer<UInt8>, _ lower: StaticString) -> Bool {
+    guard bytes.count == lower.utf8CodeUnitCount else { return false }
+    return lower.withUTF8Buffer { l in
+        for i in 0..<l.count {
+            var c = bytes[i]
+            if c >= 65 && c <= 90 { c += 32 }
+            if c != l[i] { return false }
+        }
+        return true
     }
 }
 

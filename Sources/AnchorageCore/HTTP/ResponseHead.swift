@@ -44,12 +44,23 @@ enum ResponseFinalizer {
         b.reserveCapacity(512)
         func put(_ s: String) { b.append(contentsOf: s.utf8) }
         func put(_ s: StaticString) { s.withUTF8Buffer { b.append(contentsOf: $0) } }
+        func put(_ v: Int64) {
+            if v >= 10 { put(v / 10) }
+            b.append(UInt8(48 + v % 10))
+        }
         put("HTTP/1.1 ")
-        put(String(r.status.code))
+        put(Int64(r.status.code))
         put(" ")
         put(r.status.reason)
         put("\r\n")
-        for f in r.headers where !f.name.caseInsensitiveEquals("Content-Length") && !f.name.caseInsensitiveEquals("Connection") {
+        for f in r.headers {
+            // Both are the server's to write; the length check spares most
+            // fields the comparison.
+            switch f.name.utf8.count {
+            case 14 where f.name.caseInsensitiveEquals("Content-Length"): continue
+            case 10 where f.name.caseInsensitiveEquals("Connection"): continue
+            default: break
+            }
             put(f.name)
             put(": ")
             put(f.value)
@@ -57,7 +68,7 @@ enum ResponseFinalizer {
         }
         if !r.status.forbidsBody {
             put("Content-Length: ")
-            put(String(r.body.length))
+            put(max(0, r.body.length))
             put("\r\n")
         }
         put("Date: ")

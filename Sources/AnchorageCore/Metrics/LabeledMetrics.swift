@@ -46,6 +46,13 @@ struct Histogram {
         count += 1
     }
 
+    /// Adds another histogram with the same buckets.
+    mutating func merge(_ o: Histogram) {
+        for i in counts.indices where i < o.counts.count { counts[i] += o.counts[i] }
+        sum += o.sum
+        count += o.count
+    }
+
     /// The `_bucket`, `_sum` and `_count` samples (the family's HELP and TYPE
     /// lines are the caller's).
     func render(into out: inout String, name: String, labels: [(String, String)]) {
