@@ -71,6 +71,24 @@ int anch_set_thread_cpus(const int32_t *cpus, int count) {
     return sched_setaffinity(0, sizeof set, &set);
 }
 
+#include <linux/filter.h>
+
+int anch_steer_reuseport_by_cpu(int fd, const int32_t *cpus, int count) {
+    /* A = the CPU processing the packet; socket i of the group for cpus[i];
+       an index past the group's end makes the kernel fall back to its hash. */
+    struct sock_filter code[2 + 2 * 64];
+    if (count < 1 || count > 64) return -1;
+    int n = 0;
+    code[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_CPU));
+    for (int i = 0; i < count; i++) {
+        code[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)cpus[i], 0, 1);
+        code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, (uint32_t)i);
+    }
+    code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffffu);
+    struct sock_fprog prog = { .len = (unsigned short)n, .filter = code };
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
+}
+
 int anch_incoming_cpu(int fd) {
     int cpu = -1;
     socklen_t len = sizeof cpu;

@@ -21,6 +21,9 @@ int anch_allowed_cpus(int32_t *cpus, int max);
 int anch_pin_current_thread(int cpu);
 /// Lets the calling thread run on any of `cpus`.
 int anch_set_thread_cpus(const int32_t *cpus, int count);
+/// Makes the kernel queue each new connection of `fd`'s SO_REUSEPORT group
+/// to socket i of the group when cpus[i] processed it (SO_ATTACH_REUSEPORT_CBPF).
+int anch_steer_reuseport_by_cpu(int fd, const int32_t *cpus, int count);
 /// SO_INCOMING_CPU: the CPU that processed the socket's last received packet.
 int anch_incoming_cpu(int fd);
 
