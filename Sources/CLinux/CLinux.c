@@ -57,18 +57,16 @@ int anch_allowed_cpus(int32_t *cpus, int max) {
     return n;
 }
 
-int anch_pin_current_thread(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof set, &set);
-}
-
 int anch_set_thread_cpus(const int32_t *cpus, int count) {
     cpu_set_t set;
     CPU_ZERO(&set);
     for (int i = 0; i < count; i++) CPU_SET(cpus[i], &set);
     return sched_setaffinity(0, sizeof set, &set);
+}
+
+int anch_pin_current_thread(int cpu) {
+    int32_t one = cpu;
+    return anch_set_thread_cpus(&one, 1);
 }
 
 #include <linux/filter.h>

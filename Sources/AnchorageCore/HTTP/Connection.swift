@@ -438,7 +438,7 @@ final class Connection: EventHandler, @unchecked Sendable {
     private func followClient() -> Bool {
         served &+= 1
         guard tls == nil, served % 8 == 0, context.cpus != nil else { return false }
-        guard let target = context.loopForIncomingCPU(fd), target !== context else {
+        guard let target = context.loopForIncomingCPU(fd), target != loop.index else {
             elsewhere = 0
             return false
         }

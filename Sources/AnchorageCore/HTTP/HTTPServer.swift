@@ -117,7 +117,7 @@ final class LoopContext: EventHandler, @unchecked Sendable {
                     }
                 }
                 let accepted = Accepted(fd: fd, peer: peer, session: session)
-                let home = placement(fd)
+                let home = placement()
                 home.openConnections.add(1, ordering: .relaxed)
                 if home === self {
                     adopt(accepted)
@@ -128,29 +128,31 @@ final class LoopContext: EventHandler, @unchecked Sendable {
         }
     }
 
-    /// The loop a new connection should live on (`ConnectionPlacement`):
-    /// with pinned loops, preferably the one on the CPU that received it.
-    private func placement(_ fd: Int32) -> LoopContext {
+    /// The loop a new connection should live on (`ConnectionPlacement`).
+    /// With pinned loops the kernel already queued it to the listener of
+    /// the loop on its CPU (`anch_steer_reuseport_by_cpu`): that is this
+    /// one, preferred within the slack.
+    private func placement() -> LoopContext {
         guard siblings.count > 1 else { return self }
-        let preferred = cpus.flatMap { $0.loop(forCPU: anch_incoming_cpu(fd)) }
         let open = siblings.map { $0.openConnections.load(ordering: .relaxed) }
-        return siblings[ConnectionPlacement.choose(preferred: preferred, accepting: loop.index, open: open)]
+        return siblings[ConnectionPlacement.choose(preferred: cpus == nil ? nil : loop.index, accepting: loop.index, open: open)]
     }
 
-    /// The loop pinned to the CPU that received `fd`'s last packet, if any.
-    func loopForIncomingCPU(_ fd: Int32) -> LoopContext? {
-        guard let i = cpus?.loop(forCPU: anch_incoming_cpu(fd)), siblings.indices.contains(i) else { return nil }
-        return siblings[i]
+    /// The index of the loop pinned to the CPU that received `fd`'s last
+    /// packet, if loops are pinned.
+    func loopForIncomingCPU(_ fd: Int32) -> Int? {
+        cpus?.loop(forCPU: anch_incoming_cpu(fd))
     }
 
-    /// Moves an idle keep-alive connection to `target` if placement agrees;
+    /// Moves an idle keep-alive connection to loop `to` if placement agrees;
     /// the caller's `Connection` object must not touch the fd afterwards.
-    func handOver(_ c: Connection, to target: LoopContext) -> Bool {
-        guard let to = siblings.firstIndex(where: { $0 === target }) else { return false }
+    func handOver(_ c: Connection, to: Int) -> Bool {
+        guard siblings.indices.contains(to), to != loop.index else { return false }
         let open = siblings.map { $0.openConnections.load(ordering: .relaxed) }
         guard ConnectionPlacement.choose(preferred: to, accepting: loop.index, open: open) == to else { return false }
         guard connections.removeValue(forKey: c.fd) != nil else { return false }
         loop.unregister(c.fd)
+        let target = siblings[to]
         openConnections.subtract(1, ordering: .relaxed)
         target.openConnections.add(1, ordering: .relaxed)
         let moved = Accepted(fd: c.fd, peer: c.peer, session: nil)
