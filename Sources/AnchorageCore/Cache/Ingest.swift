@@ -6,8 +6,9 @@ import Synchronization
 /// client that asks for it meanwhile (single flight).
 ///
 /// Two stages, so receiving and hashing use both cores: the fetch thread
-/// copies libcurl's chunks into one of four 1 MiB spools, `pwrite`s each
-/// 64 KiB of it to a temp file and publishes the new length (waking waiting
+/// copies libcurl's chunks into one of four 1 MiB spools, writes them to a
+/// temp file (64 KiB steps, then whole 2 MiB blocks: `writeStep`) and
+/// publishes the new length (waking waiting
 /// connections, which send from the same temp file); a full spool goes to
 /// this ingest's serial hash stage. The last `tailHold` bytes are withheld
 /// from every reader until the digest and length have been checked: on a
@@ -59,21 +60,33 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     private var onDisk: Int64 = 0           // fetch thread: bytes written to the temp file
     private var spoolOnDisk = 0             // fetch thread: bytes of the current spool written
     private var announced: Int64 = 0        // fetch thread: bytes published to readers
-    /// The fetch thread writes the file itself, 64 KiB at a time, right
-    /// after libcurl read the bytes from the socket. The kernel sizes the
-    /// page-cache folios it allocates by the write; on the 2-core test VM
-    /// large folios were often slow to fill (perf: the time in
-    /// `copy_folio_from_iter_atomic`), so cold 1 GiB pulls were bimodal when
-    /// a disk thread wrote 1 MiB spools: 320-720 MB/s at 1.7-3.5 CPU-s in
-    /// the slow mode, ~1000 at ~1.2 in the fast one. From the fetch thread,
-    /// per step (CPU-s per GiB, three rounds): libcurl's 16 KiB chunks
-    /// 1.54-1.57, 32 KiB 1.44-1.46, 64 KiB 1.23-1.47, 128 KiB 1.24-1.44,
-    /// 256 KiB 2.75-3.32, 1 MiB 1.77-2.15. The steps start after the first
-    /// chunk, so they are not 64 KiB-aligned in the file; aligned steps
-    /// leave larger folios that read back faster (warm serving) but cold
-    /// pulls in bench/run fell to 647 MB/s at 2.06 CPU-s (32 KiB aligned:
-    /// 800 at 1.74) against 963 at 1.48 for these.
+    /// The fetch thread writes the file itself, right after libcurl read the
+    /// bytes from the socket: the first block 64 KiB at a time, so a cold
+    /// client's first bytes do not wait for more, and from then on whole
+    /// 2 MiB blocks at aligned offsets (`blockSize`, two spools in one
+    /// `pwritev`). The kernel sizes the page-cache folios it allocates by
+    /// the write, so each block lands in one 2 MiB folio, which a
+    /// `FileWindow` maps with one page-table entry when the blob is served
+    /// warm: the 10 MB layers of bench/run row 5, alternating rounds,
+    /// 5123-5297 against 4547-4629 MB/s (server 3.31-3.52 against 3.99-4.05
+    /// CPU-s per 20 GB); a warm 1 GiB, 4066-5765 against 3397-4372 MB/s.
+    ///
+    /// The price, on a VM whose balloon reports free memory to the host
+    /// (virtio-balloon free page reporting, as on the 2-core test VM): free
+    /// 2 MiB blocks are given back to the host, and whoever fills one next
+    /// takes the host's page faults inside the copy (perf: the time in
+    /// `copy_folio_from_iter_atomic`); small folios mostly come from memory
+    /// that was never given back. Cold 1 GiB pulls from fresh instances
+    /// alternating with 64 KiB steps: 498-755 against 734-1001 MB/s; one
+    /// after another, so that freed blocks were reused before they were
+    /// reported: 1155-1180 (the first 386) against 828-1069. Earlier
+    /// sessions' step sizes (CPU-s per cold GiB, 64 KiB steps not aligned):
+    /// libcurl's 16 KiB chunks 1.54-1.57, 32 KiB 1.44-1.46, 64 KiB
+    /// 1.23-1.47, 128 KiB 1.24-1.44, 256 KiB 2.75-3.32, 1 MiB 1.77-2.15.
     static let writeStep = 64 * 1024
+    /// See `writeStep`.
+    static let blockSize = 2 * spoolCapacity
+    private var held: Int?                  // fetch thread: a full spool, the first half of a block not yet written
     private var chunks = 0
     private var drained = false             // fetch thread: hash stage finished
     private var evictedForSpace = false     // fetch thread
@@ -264,11 +277,26 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     }
 
     /// Writes the current spool's new bytes to the temp file and publishes
-    /// them (fetch thread).
+    /// them (fetch thread). The first block goes out in `writeStep`s; from
+    /// then on only whole blocks (two spools) and the last bytes.
     private func flushSpool() -> Bool {
         guard spooled > spoolOnDisk else { return true }
-        guard writeToFile(UnsafeRawPointer(spools[current].baseAddress! + spoolOnDisk), spooled - spoolOnDisk) else { return false }
-        onDisk += Int64(spooled - spoolOnDisk)
+        let fresh = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(spools[current])[spoolOnDisk..<spooled])
+        if onDisk >= Int64(Ingest.blockSize) {
+            let last = received == expected
+            if !last && spooled < Ingest.spoolCapacity { return true }
+            if !last && held == nil {
+                held = current   // the block's first half: written with the second
+                return true
+            }
+            let parts = held.map { [UnsafeRawBufferPointer(spools[$0]), fresh] } ?? [fresh]
+            held = nil
+            guard writeToFile(parts) else { return false }
+            onDisk += Int64(parts.reduce(0) { $0 + $1.count })
+        } else {
+            guard writeToFile([fresh]) else { return false }
+            onDisk += Int64(fresh.count)
+        }
         spoolOnDisk = spooled
         if onDisk - announced >= Ingest.publishStep || announced == 0 || onDisk == expected {
             announced = onDisk
@@ -277,18 +305,37 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
         return true
     }
 
-    /// Writes bytes at the end of the temp file (fetch thread).
-    private func writeToFile(_ base: UnsafeRawPointer, _ count: Int) -> Bool {
+    /// Writes `parts` at the end of the temp file in one call (fetch
+    /// thread): the kernel sizes page-cache folios by the write, and a
+    /// block must arrive whole to land in one.
+    private func writeToFile(_ parts: [UnsafeRawBufferPointer]) -> Bool {
+        var iov = parts.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        let total = parts.reduce(0) { $0 + $1.count }
+        let n = iov.withUnsafeMutableBufferPointer { pwritev(fd, $0.baseAddress, Int32($0.count), off_t(onDisk)) }
+        if n == total { return true }
+        // Short, interrupted or failed (a full disk): the rest piece by piece.
+        var skip = max(0, n), at = onDisk + Int64(max(0, n))
+        for part in parts {
+            if skip >= part.count { skip -= part.count; continue }
+            guard let base = part.baseAddress, writeToFile(base + skip, part.count - skip, at: at) else { return false }
+            at += Int64(part.count - skip)
+            skip = 0
+        }
+        return true
+    }
+
+    /// Writes bytes at `at` in the temp file (fetch thread).
+    private func writeToFile(_ base: UnsafeRawPointer, _ count: Int, at: Int64) -> Bool {
         var done = 0
         while done < count {
-            let n = pwrite(fd, base + done, count - done, off_t(onDisk) + off_t(done))
+            let n = pwrite(fd, base + done, count - done, off_t(at) + off_t(done))
             if n < 0 {
                 if errno == EINTR { continue }
                 // Disk full: make room once by evicting least recently used
                 // (unpinned) entries, then go on; otherwise fail cleanly below.
                 if errno == ENOSPC || errno == EDQUOT, !evictedForSpace {
                     evictedForSpace = true
-                    let remaining = expected - onDisk
+                    let remaining = expected - at - Int64(done)
                     let freed = store.index.evict(downTo: max(0, store.index.totalBytes - remaining))
                     Log.warn("cache disk full: evicted to make room", ["digest": digest.description, "needed": "\(remaining)", "freed": "\(freed)"])
                     if freed > 0 { continue }

@@ -353,7 +353,9 @@ final class Connection: EventHandler, @unchecked Sendable {
         return n
     }
 
-    /// Up to this much of a file is mapped for one send. Warm loopback
+    /// Up to this much of a file is sent from one mapped block. The sizes
+    /// below were measured with windows mapped at any offset, before blocks
+    /// were mapped whole (that gain is at `Ingest.writeStep`). Warm loopback
     /// sends, alternating dev rounds on the 2-core VM: 100 clients x 20
     /// layers 2519-3473 MB/s through the 256 KiB copy buffer vs 3016-3760
     /// with 1 MiB windows (clients' CPU 6.5-8.3 -> 5.0-6.2 CPU-s per 20 GB);
@@ -364,8 +366,8 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// more in the clients), 1 MiB 3434-4031.
     static let sendWindow = 1 << 20
 
-    /// One send straight from a mapped 1 MiB window of a complete file (see
-    /// `FileWindow`); for less than a window (a file's tail), a file still
+    /// One send straight from a mapped block of a complete file, up to 1 MiB
+    /// and the block's end (see `FileWindow`); for less than a window (a file's tail), a file still
     /// being written (a cold blob's readers stay close behind its ingest,
     /// which publishes 256 KiB at a time; mapping those did not measurably
     /// help or hurt: cold 1 GiB, 8 alternating rounds, 710 vs 762 and 802
@@ -376,7 +378,7 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// published). A file shorter than promised ends in a failed send or
     /// read: never padded.
     private func sendCopied(_ file: Int32, at offset: Int64, count: Int64, complete: Bool) -> Int {
-        if complete, count >= Int64(Connection.sendWindow), let window = FileWindow(fd: file, offset: offset, count: Connection.sendWindow) {
+        if complete, count >= Int64(Connection.sendWindow), let window = FileWindow(fd: file, offset: offset, count: Connection.sendWindow, slot: context.windowSlot) {
             return sendBytes(window.bytes, flags: 0)
         }
         let buf = context.copyBuffer

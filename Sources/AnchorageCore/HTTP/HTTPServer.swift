@@ -58,6 +58,8 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     /// File bodies sent without sendfile and shorter than a mapped window
     /// (`Connection.sendWindow`) go through this (`Connection.sendCopied`).
     let copyBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 4096)
+    /// Where this loop maps the file windows it sends from (`FileWindow`).
+    let windowSlot = WindowSlot()
     let dates = HTTPDateCache()
     /// Mapped-window file bodies this loop's connections are sending now
     /// (`SendBufferPolicy`). A pinned loop floats while it sends any: these
