@@ -91,20 +91,23 @@ final class FileWindowTests: XCTestCase {
         }
         let up = try UpstreamRegistry(self)
         try up.push(name: "team/blocks", tag: "v1", layers: 1, layerSize: 9_000_000)
-        let m = try AnchorageServer(self, config: "[registry \"upstream.test\"]\nurl = \(up.url)\ndefault = true\n")
-        let manifest = try curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(m.base)/v2/team/blocks/manifests/v1"]).stdout
-        let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])
-        let layer = try XCTUnwrap((obj["layers"] as? [[String: Any]])?.first)
-        let digest = try XCTUnwrap(layer["digest"] as? String)
-        let out = m.dir.file("pulled")
-        XCTAssertEqual(try curl(["-o", out, "\(m.base)/v2/team/blocks/blobs/\(digest)"]).status, 0)
-        XCTAssertEqual(try sha256File(out), digest)
-        let hex = digest.dropFirst(7)
-        let cached = "\(m.dir.path)/cache/blobs/sha256/\(hex.prefix(2))/\(hex)"
-        for _ in 0..<50 where !FileManager.default.fileExists(atPath: cached) { usleep(100_000) }
-        // Blocks 1 to 3 are whole blocks written after the first.
-        for block in 1...3 {
-            XCTAssertEqual(try pmdMappedKiB(cached, offset: block * WindowSlot.size, slot: slot), WindowSlot.size / 1024, "block \(block)")
+        // Blocks 1 to 3 are whole blocks written after the first; with
+        // `large_folios = false` they are written in 64 KiB steps like it.
+        for (keys, expected) in [("", WindowSlot.size / 1024), ("large_folios = false\n", 0)] {
+            let m = try AnchorageServer(self, cacheKeys: keys, config: "[registry \"upstream.test\"]\nurl = \(up.url)\ndefault = true\n")
+            let manifest = try curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(m.base)/v2/team/blocks/manifests/v1"]).stdout
+            let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])
+            let layer = try XCTUnwrap((obj["layers"] as? [[String: Any]])?.first)
+            let digest = try XCTUnwrap(layer["digest"] as? String)
+            let out = m.dir.file("pulled")
+            XCTAssertEqual(try curl(["-o", out, "\(m.base)/v2/team/blocks/blobs/\(digest)"]).status, 0)
+            XCTAssertEqual(try sha256File(out), digest)
+            let hex = digest.dropFirst(7)
+            let cached = "\(m.dir.path)/cache/blobs/sha256/\(hex.prefix(2))/\(hex)"
+            for _ in 0..<50 where !FileManager.default.fileExists(atPath: cached) { usleep(100_000) }
+            for block in 1...3 {
+                XCTAssertEqual(try pmdMappedKiB(cached, offset: block * WindowSlot.size, slot: slot), expected, "block \(block), \(keys)")
+            }
         }
     }
 

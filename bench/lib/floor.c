@@ -4,9 +4,10 @@
  * peers, so that their figures can be read against what this machine gives
  * a single sending thread at all.
  *
- * MODE map: the body goes out as Anchorage's loopback path sends it (a
- *   1 MiB window of the file mapped, sent, unmapped), without any server
- *   logic around it.
+ * MODE map: the body goes out as Anchorage's loopback path sends it (the
+ *   file's 2 MiB block that holds the offset mapped at a 2 MiB-aligned
+ *   address over a reserved slot, up to 1 MiB of it sent, the slot
+ *   reserved again; see FileWindow), without any server logic around it.
  * MODE hot: the same number of bytes sent from one 1 MiB buffer that stays
  *   in the CPU caches: the file is not read at all, so this is the ceiling
  *   of the loopback TCP path for one sending thread here, not a server.
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #define WINDOW (1 << 20)
+#define BLOCK (2 << 20)
 
 static int send_all(int s, const char *p, size_t n) {
     while (n > 0) {
@@ -38,7 +40,7 @@ static int send_all(int s, const char *p, size_t n) {
     return 0;
 }
 
-static void serve(int c, int fd, off_t size, int hot, const char *buffer) {
+static void serve(int c, int fd, off_t size, int hot, const char *buffer, char *slot) {
     char req[8192];
     size_t got = 0;
     while (got < sizeof req - 1) {
@@ -59,13 +61,15 @@ static void serve(int c, int fd, off_t size, int hot, const char *buffer) {
         if (hot) {
             k = send(c, buffer, want, MSG_NOSIGNAL);
         } else {
-            /* From the page the window starts in, as FileWindow maps it. */
-            off_t page = off & ~(off_t)4095;
-            size_t lead = (size_t)(off - page);
-            char *p = mmap(NULL, lead + want, PROT_READ, MAP_SHARED, fd, page);
+            /* The block that holds off, as FileWindow maps it. */
+            off_t block = off & ~(off_t)(BLOCK - 1);
+            off_t end = block + BLOCK < size ? block + BLOCK : size;
+            size_t mapped = (size_t)((end - block + 4095) & ~(off_t)4095);
+            if ((off_t)want > end - off) want = (size_t)(end - off);
+            char *p = mmap(slot, mapped, PROT_READ, MAP_SHARED | MAP_FIXED, fd, block);
             if (p == MAP_FAILED) return;
-            k = send(c, p + lead, want, MSG_NOSIGNAL);
-            munmap(p, lead + want);
+            k = send(c, p + (off - block), want, MSG_NOSIGNAL);
+            mmap(slot, mapped, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
         }
         if (k <= 0) return;
         off += k;
@@ -81,6 +85,10 @@ int main(int argc, char **argv) {
     char *buffer = malloc(WINDOW);
     if (!buffer) return 1;
     memset(buffer, 'x', WINDOW);
+    /* A reserved, 2 MiB-aligned slot for the blocks (WindowSlot). */
+    char *raw = mmap(NULL, 2 * BLOCK, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) return 1;
+    char *slot = (char *)(((unsigned long)raw + BLOCK - 1) & ~(unsigned long)(BLOCK - 1));
     int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[1])),
@@ -89,7 +97,7 @@ int main(int argc, char **argv) {
     for (;;) {
         int c = accept(s, NULL, NULL);
         if (c < 0) continue;
-        serve(c, fd, st.st_size, hot, buffer);
+        serve(c, fd, st.st_size, hot, buffer, slot);
         close(c);
     }
 }

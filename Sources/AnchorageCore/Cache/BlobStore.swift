@@ -10,10 +10,14 @@ public final class BlobStore: Sendable {
     public let index: CacheIndex
     /// Media types of manifests, memoised (they never change for a digest).
     private let mediaTypes = Mutex<[Digest: String]>([:])
+    /// `[cache] large_folios`: fetched blobs are written in whole 2 MiB
+    /// blocks (`Ingest.blockSize`) rather than only in 64 KiB steps.
+    public let largeFolios: Bool
 
-    public init(layout: CacheLayout, index: CacheIndex) {
+    public init(layout: CacheLayout, index: CacheIndex, largeFolios: Bool = true) {
         self.layout = layout
         self.index = index
+        self.largeFolios = largeFolios
         try? FileManager.default.createDirectory(atPath: layout.tmpDir, withIntermediateDirectories: true)
         try? FileManager.default.createDirectory(atPath: layout.blobsDir, withIntermediateDirectories: true)
     }

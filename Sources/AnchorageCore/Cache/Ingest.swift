@@ -282,7 +282,7 @@ final class Ingest: GrowingSource, TransferSink, @unchecked Sendable {
     private func flushSpool() -> Bool {
         guard spooled > spoolOnDisk else { return true }
         let fresh = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(spools[current])[spoolOnDisk..<spooled])
-        if onDisk >= Int64(Ingest.blockSize) {
+        if store.largeFolios, onDisk >= Int64(Ingest.blockSize) {
             let last = received == expected
             if !last && spooled < Ingest.spoolCapacity { return true }
             if !last && held == nil {

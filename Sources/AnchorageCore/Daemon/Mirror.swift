@@ -21,7 +21,7 @@ final class Mirror: Sendable {
         self.config = config
         layout = CacheLayout(root: config.cache.path)
         index = CacheIndex(layout: layout, maxSize: config.cache.maxSize.bytes)
-        store = BlobStore(layout: layout, index: index)
+        store = BlobStore(layout: layout, index: index, largeFolios: config.cache.largeFolios)
         let client = CurlClient()
         var ups: [String: RegistryUpstream] = [:]
         for r in config.registries {
