@@ -307,34 +307,7 @@ final class HTTPServerTests: XCTestCase {
     /// autotuning (never exactly 1 MiB). The server's sockets live in this
     /// process, so the test reads their SO_SNDBUF by matching peer ports.
     func testBusyLoopCapsTheSendBuffersOfLaterFileBodies() throws {
-        // Each body must still be going out when the next one starts: larger
-        // than an unread client can take, whose server side autotunes its
-        // send buffer up to tcp_wmem's maximum (4 MiB by default).
-        let wmemMax = (try? String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8))
-            .flatMap { $0.split(whereSeparator: \.isWhitespace).last.flatMap { Int($0) } } ?? 0
-        if blob.count < 2 * wmemMax {
-            blob = (0..<(2 * wmemMax + (1 << 20))).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }
-            FileManager.default.createFile(atPath: dir.file("blob"), contents: Data(blob))
-        }
-        try start { $0.loops = 1 }
-        func startBody() throws -> RawClient {
-            let c = try RawClient(port: port)
-            XCTAssertTrue(c.send("GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"))
-            var b: UInt8 = 0
-            XCTAssertEqual(recv(c.fd, &b, 1, Int32(MSG_PEEK)), 1, "the answer has begun")
-            return c
-        }
-        func serverSendBuffer(_ c: RawClient) -> Int32? {
-            let clientPort = Socket.boundPort(c.fd)
-            for fd in Int32(3)..<4096 where fd != c.fd && Socket.boundPort(fd) == port {
-                var peer = sockaddr_in(), len = socklen_t(MemoryLayout<sockaddr_in>.size)
-                let connected = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } } == 0
-                guard connected, UInt16(bigEndian: peer.sin_port) == clientPort else { continue }
-                var size: Int32 = 0, sl = socklen_t(MemoryLayout<Int32>.size)
-                return getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &sl) == 0 ? size : nil
-            }
-            return nil
-        }
+        try startWithBodiesThatOutlastTheSendBuffer()
         let capped = SendBufferPolicy.cappedBytes * 2
         var clients: [RawClient] = []
         for i in 0..<10 {
@@ -352,6 +325,64 @@ final class HTTPServerTests: XCTestCase {
         let lone = try startBody()
         XCTAssertNotEqual(serverSendBuffer(lone), capped, "a lone body after the others finished")
         XCTAssertEqual(lone.readResponse()?.body, blob)
+    }
+
+    /// When `LoopbackSendChooser` settled on sendfile, a busy loop's
+    /// loopback bodies go out by sendfile, byte-exact, with uncapped send
+    /// buffers, and are counted for the chooser; bytes sent while fewer than
+    /// eight are open are copied and not counted.
+    func testBusyLoopSendsByTheChoosersWay() throws {
+        try startWithBodiesThatOutlastTheSendBuffer()
+        let chooser = try XCTUnwrap(server?.loopbackSend)
+        chooser.use(.sendfile)
+        var clients: [RawClient] = []
+        for i in 0..<10 {
+            let c = try startBody()
+            XCTAssertNotEqual(serverSendBuffer(c), SendBufferPolicy.cappedBytes * 2, "body \(i + 1)")
+            clients.append(c)
+        }
+        for c in clients { XCTAssertEqual(c.readResponse()?.body, blob) }
+        // Counted: what went out while ten to eight bodies were open, the
+        // rest of bodies 1-3 among it (each more than half of the blob).
+        XCTAssertGreaterThan(chooser.sentBytes, Int64(blob.count))
+        XCTAssertLessThan(chooser.sentBytes, Int64(10 * blob.count))
+        XCTAssertEqual(chooser.mode, .sendfile)
+    }
+
+    /// One loop, and a blob larger than an unread client can take (its
+    /// server side autotunes up to tcp_wmem's maximum, 4 MiB by default),
+    /// so each body is still going out when the next one starts.
+    private func startWithBodiesThatOutlastTheSendBuffer() throws {
+        let wmemMax = (try? String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).last.flatMap { Int($0) } } ?? 0
+        if blob.count < 2 * wmemMax {
+            blob = (0..<(2 * wmemMax + (1 << 20))).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }
+            FileManager.default.createFile(atPath: dir.file("blob"), contents: Data(blob))
+        }
+        try start { $0.loops = 1 }
+    }
+
+    /// A raw client whose GET /blob has begun to arrive (nothing read yet).
+    private func startBody() throws -> RawClient {
+        let c = try RawClient(port: port)
+        XCTAssertTrue(c.send("GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"))
+        var b: UInt8 = 0
+        XCTAssertEqual(recv(c.fd, &b, 1, Int32(MSG_PEEK)), 1, "the answer has begun")
+        return c
+    }
+
+    /// SO_SNDBUF of the server's side of `c`: the server's sockets live in
+    /// this process, found by matching peer ports.
+    private func serverSendBuffer(_ c: RawClient) -> Int32? {
+        let clientPort = Socket.boundPort(c.fd)
+        for fd in Int32(3)..<4096 where fd != c.fd && Socket.boundPort(fd) == port {
+            var peer = sockaddr_in(), len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let connected = withUnsafeMutablePointer(to: &peer) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } } == 0
+            guard connected, UInt16(bigEndian: peer.sin_port) == clientPort else { continue }
+            var size: Int32 = 0, sl = socklen_t(MemoryLayout<Int32>.size)
+            return getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &sl) == 0 ? size : nil
+        }
+        return nil
     }
 
     func testSendfileModeDecidesByThePeersAddress() {

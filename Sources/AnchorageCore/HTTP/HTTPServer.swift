@@ -35,7 +35,10 @@ public struct HTTPServerOptions: Sendable {
 /// 256 KiB buffer and sending from it measured 2× the single-client
 /// throughput on a warm 1 GiB blob
 /// (2.4-3.5 -> 5.7-6.6 GB/s, server CPU 0.35 -> 0.16 s/GiB) and +20% with
-/// 100 clients (the clients' CPU fell 8.1 -> 5.3 s per 20 GB).
+/// 100 clients (the clients' CPU fell 8.1 -> 5.3 s per 20 GB). That is not
+/// so on every machine when many clients pull at once, so under `auto` a
+/// busy loop sends complete files to loopback clients whichever way
+/// `LoopbackSendChooser` measures cheaper for the whole machine.
 public enum SendfileMode: String, Sendable, CaseIterable {
     case auto, on, off
 
@@ -68,6 +71,8 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     /// median 3270 MB/s pinned against 3542 floating).
     var fileBodies = 0 {
         didSet {
+            let busy = SendBufferPolicy.busyLoop
+            if (oldValue >= busy) != (fileBodies >= busy) { loopbackSend.markUnsteady() }
             guard let cpus, (oldValue == 0) != (fileBodies == 0) else { return }
             if fileBodies == 0 {
                 _ = anch_pin_current_thread(cpus.cpus[loop.index])
@@ -89,10 +94,14 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     /// The loops' CPUs when they are pinned; set before the loops start.
     var cpus: LoopCPUs?
 
-    init(loop: EventLoop, options: HTTPServerOptions, handler: any HTTPHandler) {
+    /// Shared by every loop: how busy loops send to loopback clients.
+    let loopbackSend: LoopbackSendChooser
+
+    init(loop: EventLoop, options: HTTPServerOptions, handler: any HTTPHandler, loopbackSend: LoopbackSendChooser = LoopbackSendChooser()) {
         self.loop = loop
         self.options = options
         self.handler = handler
+        self.loopbackSend = loopbackSend
         scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         openConnections = Atomic(0)
         loop.onTick { [weak self] now in
@@ -224,6 +233,8 @@ public final class HTTPServer: @unchecked Sendable {
     private var contexts: [LoopContext] = []
     private var threads: [Thread] = []
     public private(set) var boundAddresses: [ListenAddress] = []
+    /// How busy loops send to loopback clients (shared by every loop).
+    let loopbackSend = LoopbackSendChooser()
     public private(set) var boundTLSAddresses: [ListenAddress] = []
 
     public init(options: HTTPServerOptions, handler: any HTTPHandler) {
@@ -235,9 +246,13 @@ public final class HTTPServer: @unchecked Sendable {
     /// shared by all loops (see `boundAddresses`).
     public func start() throws {
         signal(SIGPIPE, SIG_IGN)
+        let loopbackSend = self.loopbackSend
         for i in 0..<options.loops {
             let loop = try EventLoop(index: i)
-            contexts.append(LoopContext(loop: loop, options: options, handler: handler))
+            contexts.append(LoopContext(loop: loop, options: options, handler: handler, loopbackSend: loopbackSend))
+        }
+        if options.sendfile == .auto {
+            contexts.first?.loop.onTick { now in loopbackSend.tick(nowMillis: now) }
         }
         let cpus = LoopCPUs.plan(options.cpuAffinity, loops: contexts.count)
         for ctx in contexts {

@@ -1,0 +1,175 @@
+import Glibc
+import Synchronization
+
+/// How a busy loop sends complete cached files to loopback clients.
+enum LoopbackSend: UInt8, Sendable {
+    /// From mapped windows of the file (`Connection.sendCopied`).
+    case copy = 0
+    /// sendfile(2): the socket takes page-cache pages; the client copies from them.
+    case sendfile = 1
+
+    var other: LoopbackSend { self == .copy ? .sendfile : .copy }
+}
+
+/// The measured choice between copying and sendfile for file bodies to
+/// loopback clients while a loop is busy (`SendBufferPolicy.busyLoop` file
+/// bodies or more), as a pure state machine over epochs of about a second.
+///
+/// Why measure instead of fixing one: over loopback the client shares the
+/// machine, and which way costs the machine less per byte depends on its
+/// caches. The copy pays off when the client finds the server's fresh copy
+/// still in a cache; sendfile makes it read page-cache pages instead. Row 5
+/// of bench/run (100 clients x 20 warm 10 MB layers), alternating rounds:
+/// on an AMD EPYC with 2 MiB of L2 per core, copied 5296-5386 MB/s against
+/// sendfile's 3517-3626 (clients 3.8 against 8.4 CPU-s per 20 GB); on an
+/// AMD EPYC with 512 KiB of L2 per core, copied 2376-2877 against sendfile's
+/// 3157-3787 (server 5.6-7.0 against 2.4-3.0 CPU-s, the clients' the same).
+/// A lone stream copies on both (it is not decided here).
+///
+/// The objective is the whole machine's busy CPU time per byte sent
+/// (`MachineCPU`): when the cores are saturated that is the inverse of the
+/// throughput, when they are not it is what the load costs. Only steady
+/// epochs count: no loop became busy or stopped being busy during them
+/// (an epoch where 100 clients start or finish holds their start-up and
+/// exit, whichever way is being tried), and at least `minBytesPerSecond`
+/// went out. A trial runs at the first such epoch and again after
+/// `settleEpochs` more: eight of them in the order challenger, incumbent,
+/// incumbent, challenger, twice (so that a steady drift weighs on both
+/// alike); the challenger takes over when its cost (all its epochs' ticks
+/// over all their bytes) is `margin` lower.
+struct LoopbackSendTrial: Equatable {
+    struct Epoch: Equatable {
+        var bytes: Int64
+        var busyTicks: Int64
+        var millis: UInt64
+        /// No loop became busy or idle during the epoch.
+        var steady: Bool
+    }
+
+    struct Decision: Equatable {
+        var chosen: LoopbackSend
+        /// Mean busy ticks per byte of each way in the trial.
+        var copyCost: Double
+        var sendfileCost: Double
+    }
+
+    enum State: Equatable {
+        case settled(LoopbackSend, loadedEpochsLeft: Int)
+        case trying(incumbent: LoopbackSend, slot: Int, incumbentTotal: Totals, challengerTotal: Totals)
+    }
+
+    struct Totals: Equatable {
+        var bytes: Int64 = 0
+        var busyTicks: Int64 = 0
+        var cost: Double { bytes > 0 ? Double(busyTicks) / Double(bytes) : 0 }
+    }
+
+    /// true: the challenger's epoch.
+    static let schedule = [true, false, false, true, true, false, false, true]
+    static let minBytesPerSecond: Int64 = 100_000_000
+    static let settleEpochs = 300
+    static let margin = 0.10
+
+    private(set) var state = State.settled(.copy, loadedEpochsLeft: 0)
+    /// The way to send during the next epoch.
+    private(set) var mode = LoopbackSend.copy
+
+    init() {}
+
+    /// Settled on `mode` until `settleEpochs` steady epochs have passed.
+    init(settledOn mode: LoopbackSend) {
+        state = .settled(mode, loadedEpochsLeft: Self.settleEpochs)
+        self.mode = mode
+    }
+
+    /// Takes the epoch that just ended (sent with `mode`); returns the
+    /// decision when it ended a trial.
+    mutating func record(_ e: Epoch) -> Decision? {
+        let loaded = e.steady && (500...3000).contains(e.millis) && e.busyTicks > 0
+            && e.bytes * 1000 / Int64(e.millis) >= Self.minBytesPerSecond
+        guard loaded else { return nil }
+        switch state {
+        case .settled(let m, let left):
+            if left > 0 {
+                state = .settled(m, loadedEpochsLeft: left - 1)
+                return nil
+            }
+            state = .trying(incumbent: m, slot: 0, incumbentTotal: Totals(), challengerTotal: Totals())
+            mode = Self.schedule[0] ? m.other : m
+            return nil
+        case .trying(let incumbent, let slot, var incumbentTotal, var challengerTotal):
+            if Self.schedule[slot] {
+                challengerTotal.bytes += e.bytes; challengerTotal.busyTicks += e.busyTicks
+            } else {
+                incumbentTotal.bytes += e.bytes; incumbentTotal.busyTicks += e.busyTicks
+            }
+            let next = slot + 1
+            guard next == Self.schedule.count else {
+                state = .trying(incumbent: incumbent, slot: next, incumbentTotal: incumbentTotal, challengerTotal: challengerTotal)
+                mode = Self.schedule[next] ? incumbent.other : incumbent
+                return nil
+            }
+            let inc = incumbentTotal.cost, chal = challengerTotal.cost
+            let chosen = chal < inc * (1 - Self.margin) ? incumbent.other : incumbent
+            state = .settled(chosen, loadedEpochsLeft: Self.settleEpochs)
+            mode = chosen
+            return incumbent == .copy
+                ? Decision(chosen: chosen, copyCost: inc, sendfileCost: chal)
+                : Decision(chosen: chosen, copyCost: chal, sendfileCost: inc)
+        }
+    }
+}
+
+/// The running chooser, shared by every loop: connections read `mode` and
+/// count what they send under it; the first loop's tick closes each epoch.
+final class LoopbackSendChooser: Sendable {
+    private let current = Atomic<UInt8>(LoopbackSend.copy.rawValue)
+    private let sent = Atomic<Int64>(0)
+    private let unsteady = Atomic<Bool>(true)
+    private struct Clock {
+        var trial = LoopbackSendTrial()
+        var last: (millis: UInt64, bytes: Int64, ticks: Int64)?
+    }
+    private let clock = Mutex(Clock())
+
+    var mode: LoopbackSend { LoopbackSend(rawValue: current.load(ordering: .relaxed)) ?? .copy }
+
+    /// Bytes a busy loop sent to a loopback client (either way).
+    func note(sent n: Int) { sent.add(Int64(n), ordering: .relaxed) }
+
+    /// What busy loops have sent to loopback clients so far.
+    var sentBytes: Int64 { sent.load(ordering: .relaxed) }
+
+    /// Settles on `mode` as if a trial had chosen it (tests).
+    func use(_ mode: LoopbackSend) {
+        clock.withLock { c in
+            c.trial = LoopbackSendTrial(settledOn: mode)
+            current.store(mode.rawValue, ordering: .relaxed)
+        }
+    }
+
+    /// A loop became busy or stopped being busy: this epoch does not count.
+    func markUnsteady() { unsteady.store(true, ordering: .relaxed) }
+
+    /// Ends an epoch (the first loop's tick, about once a second).
+    func tick(nowMillis: UInt64) {
+        guard let ticks = MachineCPU.busyTicks() else { return }
+        let bytes = sent.load(ordering: .relaxed)
+        let steady = !unsteady.exchange(false, ordering: .relaxed)
+        let decision: LoopbackSendTrial.Decision? = clock.withLock { c in
+            defer { c.last = (nowMillis, bytes, ticks) }
+            guard let last = c.last, nowMillis > last.millis else { return nil }
+            let d = c.trial.record(.init(bytes: bytes - last.bytes, busyTicks: ticks - last.ticks, millis: nowMillis - last.millis, steady: steady))
+            current.store(c.trial.mode.rawValue, ordering: .relaxed)
+            return d
+        }
+        if let d = decision {
+            // Busy ticks per byte as CPU-ms per GB.
+            let msPerGB = 1e12 / Double(max(1, sysconf(Int32(_SC_CLK_TCK))))
+            Log.info("loopback file sends on busy loops: \(d.chosen) measured cheaper", [
+                "copy_cpu_ms_per_gb": String(Int(d.copyCost * msPerGB)),
+                "sendfile_cpu_ms_per_gb": String(Int(d.sendfileCost * msPerGB)),
+            ])
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import XCTest
+@testable import AnchorageCore
+
+/// `LoopbackSendTrial` (the choice between copying and sendfile for busy
+/// loops' loopback clients), `MachineCPU`, and a busy loop sending by sendfile.
+final class LoopbackSendTests: XCTestCase {
+    typealias Trial = LoopbackSendTrial
+
+    /// A steady, loaded epoch of a second: `bytes` sent for `ticks` busy ticks.
+    private func epoch(_ bytes: Int64, _ ticks: Int64, steady: Bool = true, millis: UInt64 = 1000) -> Trial.Epoch {
+        Trial.Epoch(bytes: bytes, busyTicks: ticks, millis: millis, steady: steady)
+    }
+
+    /// Runs one whole trial in which each way costs what `cost` says
+    /// (ticks per GB); returns its decision.
+    private func runTrial(_ t: inout Trial, cost: (LoopbackSend) -> Int64) -> Trial.Decision? {
+        var decision: Trial.Decision?
+        for _ in Trial.schedule {
+            XCTAssertNil(decision, "the trial ended early")
+            decision = t.record(epoch(1_000_000_000, cost(t.mode)))
+        }
+        return decision
+    }
+
+    func testEpochsWithoutSteadyLoadSayNothing() {
+        var t = Trial()
+        XCTAssertEqual(t.mode, .copy)
+        XCTAssertNil(t.record(epoch(50_000_000, 100)), "under 100 MB/s")
+        XCTAssertNil(t.record(epoch(1_000_000_000, 100, steady: false)), "a loop became busy or idle")
+        XCTAssertNil(t.record(epoch(1_000_000_000, 100, millis: 200)), "too short")
+        XCTAssertNil(t.record(epoch(1_000_000_000, 100, millis: 9000)), "a stalled tick")
+        XCTAssertNil(t.record(epoch(1_000_000_000, 0)), "no busy ticks read")
+        XCTAssertEqual(t.state, .settled(.copy, loadedEpochsLeft: 0))
+        XCTAssertEqual(t.mode, .copy)
+    }
+
+    /// The first steady epoch starts a trial that follows the schedule,
+    /// and unsteady epochs in between leave its place as it was.
+    func testTrialAlternatesAndSwitchesWhenTheChallengerIsCheaper() {
+        var t = Trial()
+        XCTAssertNil(t.record(epoch(1_000_000_000, 100)))
+        XCTAssertEqual(t.mode, .sendfile, "the challenger goes first")
+        var modes: [LoopbackSend] = []
+        var decision: Trial.Decision?
+        for i in Trial.schedule.indices {
+            modes.append(t.mode)
+            if i == 3 { XCTAssertNil(t.record(epoch(1_000, 100, steady: false))) }
+            decision = t.record(epoch(1_000_000_000, t.mode == .sendfile ? 80 : 100))
+        }
+        XCTAssertEqual(modes, Trial.schedule.map { $0 ? .sendfile : .copy })
+        XCTAssertEqual(decision?.chosen, .sendfile)
+        XCTAssertEqual(decision?.copyCost ?? 0, 100e-9, accuracy: 1e-12)
+        XCTAssertEqual(decision?.sendfileCost ?? 0, 80e-9, accuracy: 1e-12)
+        XCTAssertEqual(t.mode, .sendfile)
+        XCTAssertEqual(t.state, .settled(.sendfile, loadedEpochsLeft: Trial.settleEpochs))
+    }
+
+    func testIncumbentStaysUnlessTheChallengerIsCheaperByTheMargin() {
+        var t = Trial()
+        _ = t.record(epoch(1_000_000_000, 100))
+        let d = runTrial(&t) { $0 == .sendfile ? 95 : 100 }
+        XCTAssertEqual(d?.chosen, .copy, "5% is inside the margin")
+        XCTAssertEqual(t.mode, .copy)
+    }
+
+    /// After `settleEpochs` steady epochs the choice is tried again, and a
+    /// machine that changed is followed back.
+    func testTrialRunsAgainAfterTheSettledEpochs() {
+        var t = Trial()
+        _ = t.record(epoch(1_000_000_000, 100))
+        XCTAssertEqual(runTrial(&t) { $0 == .sendfile ? 50 : 100 }?.chosen, .sendfile)
+        for _ in 0..<Trial.settleEpochs {
+            XCTAssertNil(t.record(epoch(1_000_000_000, 50)))
+            XCTAssertEqual(t.mode, .sendfile)
+        }
+        XCTAssertNil(t.record(epoch(1_000_000_000, 50)))
+        XCTAssertEqual(t.mode, .copy, "the new trial starts with the challenger")
+        XCTAssertEqual(runTrial(&t) { $0 == .copy ? 50 : 100 }?.chosen, .copy)
+    }
+
+    func testProcStatParsing() {
+        func parse(_ s: String) -> Int64? { Array(s.utf8).withUnsafeBufferPointer { MachineCPU.parseBusyTicks($0) } }
+        // user nice system idle iowait irq softirq steal …
+        XCTAssertEqual(parse("cpu  100 2 30 9999 7 4 5 8 0 0\ncpu0 1 2 3 4 5 6 7\n"), 141)
+        XCTAssertNil(parse("cpu0 1 2 3 4 5 6 7\n"))
+        XCTAssertNil(parse("cpu  1 2 3\n"))
+        XCTAssertNil(parse(""))
+        let before = MachineCPU.busyTicks()
+        XCTAssertNotNil(before, "/proc/stat readable on Linux")
+        let start = monotonicMillis()
+        var x: UInt64 = 1
+        while monotonicMillis() - start < 200 { x = x &* 6364136223846793005 &+ 1 }
+        XCTAssertNotEqual(x, 0)
+        XCTAssertGreaterThan(MachineCPU.busyTicks() ?? 0, before ?? .max, "200 ms of spinning shows")
+    }
+}
