@@ -97,7 +97,7 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     /// Shared by every loop: how busy loops send to loopback clients.
     let loopbackSend: LoopbackSendChooser
 
-    init(loop: EventLoop, options: HTTPServerOptions, handler: any HTTPHandler, loopbackSend: LoopbackSendChooser = LoopbackSendChooser()) {
+    init(loop: EventLoop, options: HTTPServerOptions, handler: any HTTPHandler, loopbackSend: LoopbackSendChooser) {
         self.loop = loop
         self.options = options
         self.handler = handler
@@ -233,9 +233,9 @@ public final class HTTPServer: @unchecked Sendable {
     private var contexts: [LoopContext] = []
     private var threads: [Thread] = []
     public private(set) var boundAddresses: [ListenAddress] = []
+    public private(set) var boundTLSAddresses: [ListenAddress] = []
     /// How busy loops send to loopback clients (shared by every loop).
     let loopbackSend = LoopbackSendChooser()
-    public private(set) var boundTLSAddresses: [ListenAddress] = []
 
     public init(options: HTTPServerOptions, handler: any HTTPHandler) {
         self.options = options

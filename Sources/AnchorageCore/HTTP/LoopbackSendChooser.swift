@@ -48,7 +48,7 @@ struct LoopbackSendTrial: Equatable {
 
     struct Decision: Equatable {
         var chosen: LoopbackSend
-        /// Mean busy ticks per byte of each way in the trial.
+        /// Busy ticks per byte of each way in the trial (its epochs' ticks over their bytes).
         var copyCost: Double
         var sendfileCost: Double
     }
