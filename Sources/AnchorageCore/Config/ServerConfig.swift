@@ -81,7 +81,7 @@ public struct CacheConfig: Sendable, Equatable {
     public var negativeTTL: ConfigDuration
     public var scrubRate: ByteSize
     public var scrubInterval: ConfigDuration
-    public var largeFolios: Bool
+    public var largeFolios: LargeFolioPolicy
 
     static let schema = SectionSchema(kind: "cache", named: false, keys: [
         ConfigKey("path", .path, default: "./anchorage-cache", help: "cache directory (relative paths are relative to the working directory)"),
@@ -90,7 +90,7 @@ public struct CacheConfig: Sendable, Equatable {
         ConfigKey("negative_ttl", .duration, default: "30s", help: "an upstream 404 for a tag is remembered this long"),
         ConfigKey("scrub_rate", .size, default: "32MiB", help: "background re-hashing of cached blobs, bytes per second (0 disables); corrupt ones are dropped and re-fetched"),
         ConfigKey("scrub_interval", .duration, default: "6h", help: "pause between two scrub passes over the whole cache"),
-        ConfigKey("large_folios", .bool, default: "true", help: "write fetched blobs in whole 2 MiB blocks, so the page cache holds them in large folios that are sent with one page mapping per block (faster hits); false: 64 KiB steps, cheaper cold pulls on a VM whose balloon reports free memory to its host"),
+        ConfigKey("large_folios", .oneOf(LargeFolioPolicy.words), default: "auto", help: "true: write fetched blobs in whole 2 MiB blocks, so the page cache holds them in large folios that are sent with one page mapping per block (faster hits where copying is the cost); false: 64 KiB steps, much cheaper cold pulls on a VM whose balloon reports free memory to its host; auto: false on such a VM, true elsewhere"),
     ])
 
     init(_ r: SectionReader) {
@@ -100,12 +100,12 @@ public struct CacheConfig: Sendable, Equatable {
         negativeTTL = r.duration("negative_ttl")
         scrubRate = r.size("scrub_rate")
         scrubInterval = r.duration("scrub_interval")
-        largeFolios = r.bool("large_folios")
+        largeFolios = r.string("large_folios").flatMap(LargeFolioPolicy.init(word:)) ?? .auto
     }
 
     func render() -> [(String, String)] {
         [("path", path), ("max_size", maxSize.description), ("manifest_ttl", manifestTTL.description), ("negative_ttl", negativeTTL.description),
-         ("scrub_rate", scrubRate.description), ("scrub_interval", scrubInterval.description), ("large_folios", largeFolios ? "true" : "false")]
+         ("scrub_rate", scrubRate.description), ("scrub_interval", scrubInterval.description), ("large_folios", largeFolios.word)]
     }
 }
 

@@ -21,7 +21,12 @@ final class Mirror: Sendable {
         self.config = config
         layout = CacheLayout(root: config.cache.path)
         index = CacheIndex(layout: layout, maxSize: config.cache.maxSize.bytes)
-        store = BlobStore(layout: layout, index: index, largeFolios: config.cache.largeFolios)
+        let reporting = FreePageReporting.isActive()
+        let wholeBlocks = config.cache.largeFolios.writesWholeBlocks(freePageReporting: reporting)
+        if config.cache.largeFolios == .auto, !wholeBlocks {
+            Log.info("large_folios = auto: writing fetched blobs in 64 KiB steps (this VM reports free memory to its host, which makes 2 MiB folios dear to fill)")
+        }
+        store = BlobStore(layout: layout, index: index, largeFolios: wholeBlocks)
         let client = CurlClient()
         var ups: [String: RegistryUpstream] = [:]
         for r in config.registries {
