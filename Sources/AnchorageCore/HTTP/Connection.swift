@@ -215,7 +215,10 @@ final class Connection: EventHandler, @unchecked Sendable {
                 out.body = .empty   // a small file (a manifest): one send instead of send + sendfile
             } else {
                 out.body = r.body
-                if case .file(_, _, let length) = r.body { beginFileBody(length) }
+                switch r.body {
+                case .file(_, _, let length), .growing(_, _, let length): beginFileBody(length)
+                default: break
+                }
             }
         }
         state = .writing
@@ -305,7 +308,10 @@ final class Connection: EventHandler, @unchecked Sendable {
                     }
                     continue
                 }
-                let n = sendFromFile(source.fd, at: position, count: limit - position, complete: false)
+                // Once verified the file is complete and immutable: sent
+                // like a cached one (mapped windows or the chooser's way)
+                // instead of read and sent.
+                let n = sendFromFile(source.fd, at: position, count: limit - position, complete: readable >= source.length)
                 if n < 0 {
                     if n == -1 { waitWritable(); return }
                     if n == -3 { continue }
