@@ -349,6 +349,24 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertEqual(chooser.mode, .sendfile)
     }
 
+    /// A growing body whose source is complete (an ingest that verified
+    /// its digest while clients were still behind) counts as a file body
+    /// of its loop and goes out the way the busy loop's chooser says, like
+    /// a cached file; before, it was read and sent whatever the load.
+    func testCompleteGrowingBodiesOnABusyLoopGoByTheChoosersWay() throws {
+        try startWithBodiesThatOutlastTheSendBuffer()
+        let chooser = try XCTUnwrap(server?.loopbackSend)
+        chooser.use(.sendfile)
+        let g = TestGrowingFile(path: dir.file("verified"), length: Int64(blob.count))
+        g.append(blob)
+        growing.put("/growing/verified", g)
+        var clients: [RawClient] = []
+        for _ in 0..<10 { clients.append(try startBody("/growing/verified")) }
+        for c in clients { XCTAssertEqual(c.readResponse()?.body, blob) }
+        XCTAssertGreaterThan(chooser.sentBytes, Int64(blob.count), "sent by the chooser's way while the loop was busy")
+        XCTAssertLessThan(chooser.sentBytes, Int64(10 * blob.count))
+    }
+
     /// One loop, and a blob larger than an unread client can take (its
     /// server side autotunes up to tcp_wmem's maximum, 4 MiB by default),
     /// so each body is still going out when the next one starts.
@@ -362,10 +380,10 @@ final class HTTPServerTests: XCTestCase {
         try start { $0.loops = 1 }
     }
 
-    /// A raw client whose GET /blob has begun to arrive (nothing read yet).
-    private func startBody() throws -> RawClient {
+    /// A raw client whose GET of `path` has begun to arrive (nothing read yet).
+    private func startBody(_ path: String = "/blob") throws -> RawClient {
         let c = try RawClient(port: port)
-        XCTAssertTrue(c.send("GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"))
+        XCTAssertTrue(c.send("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n"))
         var b: UInt8 = 0
         XCTAssertEqual(recv(c.fd, &b, 1, Int32(MSG_PEEK)), 1, "the answer has begun")
         return c
