@@ -9,15 +9,18 @@
 public enum LargeFolioPolicy: Sendable {
     case auto, on, off
 
-    /// The words `[cache] large_folios` accepts.
-    static let words = ["auto", "true", "false", "yes", "no", "on", "off"]
+    /// The words `[cache] large_folios` accepts: `auto` or a boolean.
+    static let words = ["auto"] + ConfigValueKind.trueWords + ConfigValueKind.falseWords
 
     init?(word: String) {
-        switch word {
-        case "auto": self = .auto
-        case "true", "yes", "on": self = .on
-        case "false", "no", "off": self = .off
-        default: return nil
+        if word == "auto" {
+            self = .auto
+        } else if ConfigValueKind.trueWords.contains(word) {
+            self = .on
+        } else if ConfigValueKind.falseWords.contains(word) {
+            self = .off
+        } else {
+            return nil
         }
     }
 

@@ -4,6 +4,10 @@ public enum ConfigValueKind: Sendable {
     case oneOf([String])
     case integer(ClosedRange<Int>)
 
+    /// The spellings a `.bool` accepts (and keys that take a boolean among other words).
+    static let trueWords = ["true", "yes", "on"]
+    static let falseWords = ["false", "no", "off"]
+
     var expectation: String {
         switch self {
         case .string: "a string"
@@ -89,7 +93,7 @@ struct SectionReader {
         case .url: ok = (v.hasPrefix("http://") || v.hasPrefix("https://")) && v.count > 8 && !v.contains(" ")
         case .size: ok = ByteSize(parsing: v) != nil
         case .duration: ok = ConfigDuration(parsing: v) != nil
-        case .bool: ok = ["true", "false", "yes", "no", "on", "off"].contains(v)
+        case .bool: ok = ConfigValueKind.trueWords.contains(v) || ConfigValueKind.falseWords.contains(v)
         case .listen: ok = ListenAddress(parsing: v) != nil
         case .oneOf(let words): ok = words.contains(v)
         case .cidr: ok = AddressRange(v) != nil
@@ -118,7 +122,7 @@ struct SectionReader {
     func string(_ key: String) -> String? { raw(key) }
     func size(_ key: String) -> ByteSize { raw(key).flatMap(ByteSize.init(parsing:)) ?? ByteSize(0) }
     func duration(_ key: String) -> ConfigDuration { raw(key).flatMap(ConfigDuration.init(parsing:)) ?? ConfigDuration(milliseconds: 0) }
-    func bool(_ key: String) -> Bool { ["true", "yes", "on"].contains(raw(key) ?? "false") }
+    func bool(_ key: String) -> Bool { ConfigValueKind.trueWords.contains(raw(key) ?? "false") }
     func int(_ key: String) -> Int { raw(key).flatMap { Int($0) } ?? 0 }
     func error(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, line: line(key), message) }
 }
