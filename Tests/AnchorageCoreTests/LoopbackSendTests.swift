@@ -12,71 +12,97 @@ final class LoopbackSendTests: XCTestCase {
         Trial.Epoch(bytes: bytes, busyTicks: ticks, millis: millis, steady: steady)
     }
 
-    /// Runs one whole trial in which each way costs what `cost` says
-    /// (ticks per GB); returns its decision.
-    private func runTrial(_ t: inout Trial, cost: (LoopbackSend) -> Int64) -> Trial.Decision? {
-        var decision: Trial.Decision?
-        for _ in Trial.schedule {
-            XCTAssertNil(decision, "the trial ended early")
-            decision = t.record(epoch(1_000_000_000, cost(t.mode)))
+    /// Runs one trial in which each way costs what `cost` says (ticks per
+    /// GB) until it decides; returns the decision and the epochs it took.
+    private func runTrial(_ t: inout Trial, cost: (LoopbackSend) -> Int64) -> (decision: Trial.Decision?, epochs: Int) {
+        for n in 1...Trial.schedule.count {
+            if let d = t.record(epoch(1_000_000_000, cost(t.mode))) { return (d, n) }
         }
-        return decision
+        return (nil, Trial.schedule.count)
     }
 
     func testEpochsWithoutSteadyLoadSayNothing() {
         var t = Trial()
-        XCTAssertEqual(t.mode, .copy)
+        let fresh = Trial.State.trying(incumbent: .copy, slot: 0, incumbentTotal: .init(), challengerTotal: .init())
+        XCTAssertEqual(t.state, fresh)
+        XCTAssertEqual(t.mode, .sendfile)
         XCTAssertNil(t.record(epoch(50_000_000, 100)), "under 100 MB/s")
         XCTAssertNil(t.record(epoch(1_000_000_000, 100, steady: false)), "a loop became busy or idle")
         XCTAssertNil(t.record(epoch(1_000_000_000, 100, millis: 200)), "too short")
         XCTAssertNil(t.record(epoch(1_000_000_000, 100, millis: 9000)), "a stalled tick")
         XCTAssertNil(t.record(epoch(1_000_000_000, 0)), "no busy ticks read")
-        XCTAssertEqual(t.state, .settled(.copy, loadedEpochsLeft: 0))
-        XCTAssertEqual(t.mode, .copy)
+        XCTAssertEqual(t.state, fresh)
+        XCTAssertEqual(t.mode, .sendfile)
     }
 
-    /// The first steady epoch starts a trial that follows the schedule,
-    /// and unsteady epochs in between leave its place as it was.
+    /// A fresh trial tries copy (the incumbent) against sendfile from its
+    /// first steady epoch on, following the schedule; unsteady epochs in
+    /// between leave its place as it was.
     func testTrialAlternatesAndSwitchesWhenTheChallengerIsCheaper() {
         var t = Trial()
-        XCTAssertNil(t.record(epoch(1_000_000_000, 100)))
         XCTAssertEqual(t.mode, .sendfile, "the challenger goes first")
         var modes: [LoopbackSend] = []
         var decision: Trial.Decision?
         for i in Trial.schedule.indices {
             modes.append(t.mode)
             if i == 3 { XCTAssertNil(t.record(epoch(1_000, 100, steady: false))) }
-            decision = t.record(epoch(1_000_000_000, t.mode == .sendfile ? 80 : 100))
+            XCTAssertNil(decision, "a difference under earlyRatio runs the whole schedule")
+            decision = t.record(epoch(1_000_000_000, t.mode == .sendfile ? 88 : 100))
         }
         XCTAssertEqual(modes, Trial.schedule.map { $0 ? .sendfile : .copy })
         XCTAssertEqual(decision?.chosen, .sendfile)
         XCTAssertEqual(decision?.copyCost ?? 0, 100e-9, accuracy: 1e-12)
-        XCTAssertEqual(decision?.sendfileCost ?? 0, 80e-9, accuracy: 1e-12)
+        XCTAssertEqual(decision?.sendfileCost ?? 0, 88e-9, accuracy: 1e-12)
         XCTAssertEqual(t.mode, .sendfile)
         XCTAssertEqual(t.state, .settled(.sendfile, loadedEpochsLeft: Trial.settleEpochs))
     }
 
     func testIncumbentStaysUnlessTheChallengerIsCheaperByTheMargin() {
         var t = Trial()
-        _ = t.record(epoch(1_000_000_000, 100))
-        let d = runTrial(&t) { $0 == .sendfile ? 95 : 100 }
+        let (d, epochs) = runTrial(&t) { $0 == .sendfile ? 95 : 100 }
         XCTAssertEqual(d?.chosen, .copy, "5% is inside the margin")
+        XCTAssertEqual(epochs, Trial.schedule.count)
         XCTAssertEqual(t.mode, .copy)
+    }
+
+    /// A first half (challenger, incumbent, incumbent, challenger) that
+    /// differs by `earlyRatio` or more decides, either way; less runs on.
+    func testADecisiveFirstHalfEndsTheTrial() {
+        func trial(sendfile: Int64, copy: Int64) -> (LoopbackSend?, Int) {
+            var t = Trial()
+            let (d, epochs) = runTrial(&t) { $0 == .sendfile ? sendfile : copy }
+            XCTAssertEqual(t.mode, d?.chosen)
+            return (d?.chosen, epochs)
+        }
+        XCTAssertTrue(trial(sendfile: 80, copy: 100) == (.sendfile, Trial.earlySlots), "copying 1.25x dearer")
+        XCTAssertTrue(trial(sendfile: 125, copy: 100) == (.copy, Trial.earlySlots), "sendfile 1.25x dearer")
+        XCTAssertTrue(trial(sendfile: 86, copy: 100) == (.sendfile, Trial.schedule.count), "1.16x: the whole schedule")
+        XCTAssertTrue(trial(sendfile: 115, copy: 100) == (.copy, Trial.schedule.count), "1.15x: the whole schedule")
+        // Only the first half's totals decide early: a first half that
+        // looks level and a second that differs runs the whole schedule.
+        var t = Trial()
+        var n = 0
+        var d: Trial.Decision?
+        while d == nil && n < Trial.schedule.count {
+            d = t.record(epoch(1_000_000_000, n < Trial.earlySlots ? 100 : (t.mode == .sendfile ? 50 : 100)))
+            n += 1
+        }
+        XCTAssertEqual(n, Trial.schedule.count)
+        XCTAssertEqual(d?.chosen, .sendfile, "sendfile (100 + 100 + 50 + 50) / 4 = 75 ticks per GB against 100")
     }
 
     /// After `settleEpochs` steady epochs the choice is tried again, and a
     /// machine that changed is followed back.
     func testTrialRunsAgainAfterTheSettledEpochs() {
         var t = Trial()
-        _ = t.record(epoch(1_000_000_000, 100))
-        XCTAssertEqual(runTrial(&t) { $0 == .sendfile ? 50 : 100 }?.chosen, .sendfile)
+        XCTAssertEqual(runTrial(&t) { $0 == .sendfile ? 50 : 100 }.decision?.chosen, .sendfile)
         for _ in 0..<Trial.settleEpochs {
             XCTAssertNil(t.record(epoch(1_000_000_000, 50)))
             XCTAssertEqual(t.mode, .sendfile)
         }
         XCTAssertNil(t.record(epoch(1_000_000_000, 50)))
         XCTAssertEqual(t.mode, .copy, "the new trial starts with the challenger")
-        XCTAssertEqual(runTrial(&t) { $0 == .copy ? 50 : 100 }?.chosen, .copy)
+        XCTAssertEqual(runTrial(&t) { $0 == .copy ? 50 : 100 }.decision?.chosen, .copy)
     }
 
     func testProcStatParsing() {

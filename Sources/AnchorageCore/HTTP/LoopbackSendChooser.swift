@@ -32,11 +32,17 @@ enum LoopbackSend: UInt8, Sendable {
 /// epochs count: no loop became busy or stopped being busy during them
 /// (an epoch where 100 clients start or finish holds their start-up and
 /// exit, whichever way is being tried), and at least `minBytesPerSecond`
-/// went out. A trial runs at the first such epoch and again after
+/// went out. A fresh chooser is already trying copy against sendfile (its
+/// first steady epoch is the trial's first), and the trial runs again after
 /// `settleEpochs` more: eight of them in the order challenger, incumbent,
 /// incumbent, challenger, twice (so that a steady drift weighs on both
 /// alike); the challenger takes over when its cost (all its epochs' ticks
-/// over all their bytes) is `margin` lower.
+/// over all their bytes) is `margin` lower. A trial whose first half
+/// (itself balanced) already differs by `earlyRatio` either way ends there:
+/// each epoch on the dearer way is the cost of knowing, and the first trial
+/// runs while a fresh daemon's first load is being served (in row 5 here
+/// copying cost 1.23x sendfile's, and the whole trial overlapped three of
+/// its five runs).
 struct LoopbackSendTrial: Equatable {
     struct Epoch: Equatable {
         var bytes: Int64
@@ -69,10 +75,12 @@ struct LoopbackSendTrial: Equatable {
     static let minBytesPerSecond: Int64 = 100_000_000
     static let settleEpochs = 300
     static let margin = 0.10
+    static let earlySlots = 4
+    static let earlyRatio = 1.2
 
-    private(set) var state = State.settled(.copy, loadedEpochsLeft: 0)
+    private(set) var state = State.trying(incumbent: .copy, slot: 0, incumbentTotal: Totals(), challengerTotal: Totals())
     /// The way to send during the next epoch.
-    private(set) var mode = LoopbackSend.copy
+    private(set) var mode = LoopbackSend.copy.other
 
     init() {}
 
@@ -104,12 +112,14 @@ struct LoopbackSendTrial: Equatable {
                 incumbentTotal.bytes += e.bytes; incumbentTotal.busyTicks += e.busyTicks
             }
             let next = slot + 1
-            guard next == Self.schedule.count else {
+            let inc = incumbentTotal.cost, chal = challengerTotal.cost
+            let decisive = next == Self.earlySlots && inc > 0 && chal > 0
+                && (chal * Self.earlyRatio <= inc || chal >= inc * Self.earlyRatio)
+            guard next == Self.schedule.count || decisive else {
                 state = .trying(incumbent: incumbent, slot: next, incumbentTotal: incumbentTotal, challengerTotal: challengerTotal)
                 mode = Self.schedule[next] ? incumbent.other : incumbent
                 return nil
             }
-            let inc = incumbentTotal.cost, chal = challengerTotal.cost
             let chosen = chal < inc * (1 - Self.margin) ? incumbent.other : incumbent
             state = .settled(chosen, loadedEpochsLeft: Self.settleEpochs)
             mode = chosen
@@ -123,7 +133,7 @@ struct LoopbackSendTrial: Equatable {
 /// The running chooser, shared by every loop: connections read `mode` and
 /// count what they send under it; the first loop's tick closes each epoch.
 final class LoopbackSendChooser: Sendable {
-    private let current = Atomic<UInt8>(LoopbackSend.copy.rawValue)
+    private let current = Atomic<UInt8>(LoopbackSendTrial().mode.rawValue)
     private let sent = Atomic<Int64>(0)
     private let unsteady = Atomic<Bool>(true)
     private struct Clock {
@@ -160,6 +170,13 @@ final class LoopbackSendChooser: Sendable {
             defer { c.last = (nowMillis, bytes, ticks) }
             guard let last = c.last, nowMillis > last.millis else { return nil }
             let d = c.trial.record(.init(bytes: bytes - last.bytes, busyTicks: ticks - last.ticks, millis: nowMillis - last.millis, steady: steady))
+            if bytes > last.bytes {
+                // What the trial saw, for whoever asks why it chose ([log] level = debug).
+                Log.debug("loopback send epoch", [
+                    "bytes": String(bytes - last.bytes), "busy_ticks": String(ticks - last.ticks),
+                    "millis": String(nowMillis - last.millis), "steady": String(steady), "next": "\(c.trial.mode)",
+                ])
+            }
             current.store(c.trial.mode.rawValue, ordering: .relaxed)
             return d
         }
