@@ -40,9 +40,9 @@ enum LoopbackSend: UInt8, Sendable {
 /// over all their bytes) is `margin` lower. A trial whose first half
 /// (itself balanced) already differs by `earlyRatio` either way ends there:
 /// each epoch on the dearer way is the cost of knowing, and the first trial
-/// runs while a fresh daemon's first load is being served (in row 5 here
-/// copying cost 1.23x sendfile's, and the whole trial overlapped three of
-/// its five runs).
+/// runs while a fresh daemon's first load is being served (row 5 on the
+/// 512 KiB machine: copying cost 1.14-1.35x sendfile's in twelve trials, and
+/// the whole schedule overlapped three of the row's five runs).
 struct LoopbackSendTrial: Equatable {
     struct Epoch: Equatable {
         var bytes: Int64

@@ -104,7 +104,7 @@ final class OpsHandler: Sendable {
                              mirror.upstreams.values.sorted { $0.name < $1.name }.map { (["upstream": $0.name], $0.breaker.isOpen ? 1 : 0) })
         let rl = c.rateLimitRemaining.withLock { $0 }
         PrometheusText.gauge(&out, "anchorage_upstream_rate_limit_remaining", "Pulls left in the upstream's window (RateLimit-Remaining).",
-                             rl.keys.sorted().map { (["upstream": $0], Double(rl[$0]!)) })
+                             rl.sorted { $0.key < $1.key }.map { (["upstream": $0.key], Double($0.value)) })
         if let last = mirror.syncStatus.withLock({ $0 }) {
             PrometheusText.gauge(&out, "anchorage_sync_last_run_timestamp_seconds", "When the last scheduled sync finished.", [([:], last.finished.timeIntervalSince1970.rounded())])
             PrometheusText.gauge(&out, "anchorage_sync_last_run_success", "1 if the last scheduled sync succeeded.", [([:], last.ok ? 1 : 0)])

@@ -107,7 +107,7 @@ enum CacheBrowser {
     static func charts(_ mirror: Mirror) -> [[String: Any]] {
         mirror.charts.repositories.values.sorted { $0.name < $1.name }.map { r -> [String: Any] in
             let versions = r.cachedSnapshot?.versions ?? [:]
-            return ["repository": r.name, "charts": versions.keys.sorted().map { ["name": $0, "versions": versions[$0]!.sorted { SemanticVersion.precedes($1, $0) }] }]
+            return ["repository": r.name, "charts": versions.sorted { $0.key < $1.key }.map { ["name": $0.key, "versions": $0.value.sorted { SemanticVersion.precedes($1, $0) }] }]
         }
     }
 }
