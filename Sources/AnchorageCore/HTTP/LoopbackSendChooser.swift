@@ -41,7 +41,7 @@ enum LoopbackSend: UInt8, Sendable {
 /// (itself balanced) already differs by `earlyRatio` either way ends there:
 /// each epoch on the dearer way is the cost of knowing, and the first trial
 /// runs while a fresh daemon's first load is being served (row 5 on the
-/// 512 KiB machine: copying cost 1.14-1.35x sendfile's in twelve trials, and
+/// 512 KiB machine: copying cost 1.14-1.35x sendfile's in fourteen trials, and
 /// the whole schedule overlapped three of the row's five runs).
 struct LoopbackSendTrial: Equatable {
     struct Epoch: Equatable {
