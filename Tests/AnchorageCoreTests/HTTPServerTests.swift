@@ -168,6 +168,39 @@ final class HTTPServerTests: XCTestCase {
         return box.value!
     }
 
+    /// The CPUs of this process's threads that are pinned to one CPU.
+    private func pinnedThreads() -> [String] {
+        let tids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tids.compactMap { tid -> String? in
+            let status = try? String(contentsOfFile: "/proc/self/task/\(tid)/status", encoding: .utf8)
+            return status?.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }.map { String($0.split(separator: "\t").last ?? "") }
+        }.filter { !$0.contains("-") && !$0.contains(",") }
+    }
+
+    /// With `sendfile = on` a loopback client's large body is not one of the
+    /// loop's counted (copied) file bodies, but its loop floats all the same
+    /// while sending it, and is pinned again after.
+    func testALoopSendingByForcedSendfileToALocalClientFloats() throws {
+        let cpus = LoopCPUs.allowedCPUs()
+        guard cpus.count >= 2 else { throw XCTSkip("needs two usable CPUs (has \(cpus.count))") }
+        try start {
+            $0.loops = cpus.count
+            $0.cpuAffinity = .auto
+            $0.sendfile = .on
+        }
+        let all = cpus.map { String($0) }.sorted()
+        XCTAssertEqual(pinnedThreads().sorted(), all, "one loop pinned to each CPU")
+        let client = try RawClient(port: port)
+        XCTAssertTrue(client.send("GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"))
+        let floating = Date().addingTimeInterval(2)
+        while pinnedThreads().count != cpus.count - 1 && Date() < floating { usleep(10_000) }
+        XCTAssertEqual(pinnedThreads().count, cpus.count - 1, "the sending loop floats")
+        XCTAssertEqual(client.readResponse()?.body, blob)
+        let repinned = Date().addingTimeInterval(2)
+        while pinnedThreads().sorted() != all && Date() < repinned { usleep(10_000) }
+        XCTAssertEqual(pinnedThreads().sorted(), all, "pinned again after the body")
+    }
+
     func testPinnedLoopsServeEachConnectionOnTheCPUThatReceivedIt() throws {
         let cpus = LoopCPUs.allowedCPUs()
         guard cpus.count >= 2 else { throw XCTSkip("needs two usable CPUs (has \(cpus.count))") }
@@ -176,13 +209,6 @@ final class HTTPServerTests: XCTestCase {
             $0.cpuAffinity = .auto
         }
         // Each loop thread is pinned to its own CPU.
-        func pinnedThreads() -> [String] {
-            let tids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
-            return tids.compactMap { tid -> String? in
-                let status = try? String(contentsOfFile: "/proc/self/task/\(tid)/status", encoding: .utf8)
-                return status?.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }.map { String($0.split(separator: "\t").last ?? "") }
-            }.filter { !$0.contains("-") && !$0.contains(",") }
-        }
         XCTAssertEqual(pinnedThreads().sorted(), cpus.map { String($0) }.sorted(), "one loop pinned to each CPU")
         // Three clients on the last CPU, then three on the first: each goes
         // to the loop of its CPU, against SO_REUSEPORT's hash.

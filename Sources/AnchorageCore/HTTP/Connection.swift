@@ -60,7 +60,9 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// loop sends complete files the way `LoopbackSendChooser` measured cheaper.
     private let loopbackAuto: Bool
     /// Counted in `context.fileBodies` while its file body is being sent.
-    private var countedFileBody = false
+    private var countedBody = CountedBody.none
+    /// What `beginFileBody` counted on the loop for the body being sent.
+    private enum CountedBody { case none, copied, localSendfile }
     /// The send buffer was capped (`SendBufferPolicy`); it stays so.
     private var sendBufferCapped = false
     /// Responses finished, and consecutive checks that found the client's
@@ -228,9 +230,17 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// A large file body to a loopback client (copied through mapped windows,
     /// or by sendfile when a busy loop's `LoopbackSendChooser` says so) is
     /// counted on the loop, and capped when the loop is busy (`SendBufferPolicy`).
+    /// One that `sendfile = on` sends to a loopback client is counted apart:
+    /// neither capped nor the chooser's, it floats a pinned loop all the same.
     private func beginFileBody(_ length: Int64) {
-        guard tls == nil, !usesSendfile, length >= Int64(Connection.sendWindow) else { return }
-        countedFileBody = true
+        guard tls == nil, length >= Int64(Connection.sendWindow) else { return }
+        if usesSendfile {
+            guard peer.isLoopback else { return }
+            countedBody = .localSendfile
+            context.localSendfileBodies += 1
+            return
+        }
+        countedBody = .copied
         context.fileBodies += 1
         // The cap is for copies (see `SendBufferPolicy`); sendfile's pages
         // are not in a cache the client could find them in anyway (row 5,
@@ -242,9 +252,12 @@ final class Connection: EventHandler, @unchecked Sendable {
     }
 
     private func endFileBody() {
-        guard countedFileBody else { return }
-        countedFileBody = false
-        context.fileBodies -= 1
+        switch countedBody {
+        case .none: return
+        case .copied: context.fileBodies -= 1
+        case .localSendfile: context.localSendfileBodies -= 1
+        }
+        countedBody = .none
     }
 
     private func continueWriting() {

@@ -73,12 +73,25 @@ final class LoopContext: EventHandler, @unchecked Sendable {
         didSet {
             let busy = SendBufferPolicy.busyLoop
             if (oldValue >= busy) != (fileBodies >= busy) { loopbackSend.markUnsteady() }
-            guard let cpus, (oldValue == 0) != (fileBodies == 0) else { return }
-            if fileBodies == 0 {
-                _ = anch_pin_current_thread(cpus.cpus[loop.index])
-            } else {
-                _ = cpus.cpus.withUnsafeBufferPointer { anch_set_thread_cpus($0.baseAddress, Int32($0.count)) }
-            }
+            floatWhileSending(before: oldValue + localSendfileBodies)
+        }
+    }
+    /// Large bodies `sendfile = on` sends to loopback clients: they float a
+    /// pinned loop too (one warm 1 GiB pull, 16 alternating rounds: median
+    /// 2255 MB/s pinned against 3277 with `cpu_affinity = off`).
+    var localSendfileBodies = 0 {
+        didSet { floatWhileSending(before: fileBodies + oldValue) }
+    }
+
+    /// Unpins the loop when its first local file body starts and pins it
+    /// again when the last one ends.
+    private func floatWhileSending(before: Int) {
+        let now = fileBodies + localSendfileBodies
+        guard let cpus, (before == 0) != (now == 0) else { return }
+        if now == 0 {
+            _ = anch_pin_current_thread(cpus.cpus[loop.index])
+        } else {
+            _ = cpus.cpus.withUnsafeBufferPointer { anch_set_thread_cpus($0.baseAddress, Int32($0.count)) }
         }
     }
     private(set) var connections: [Int32: Connection] = [:]
