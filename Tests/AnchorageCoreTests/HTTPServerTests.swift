@@ -177,39 +177,46 @@ final class HTTPServerTests: XCTestCase {
         }.filter { !$0.contains("-") && !$0.contains(",") }
     }
 
-    /// With `sendfile = on` a loopback client's large body is not one of the
-    /// loop's counted (copied) file bodies, but its loop floats all the same
-    /// while sending it, and is pinned again after.
-    func testALoopSendingByForcedSendfileToALocalClientFloats() throws {
+    /// Starts one loop per usable CPU with `cpu_affinity = auto` and checks
+    /// that each is pinned to its CPU; returns those CPUs, sorted, as
+    /// `pinnedThreads` shows them.
+    private func startPinnedLoops(sendfile: SendfileMode = .auto) throws -> [String] {
         let cpus = LoopCPUs.allowedCPUs()
         guard cpus.count >= 2 else { throw XCTSkip("needs two usable CPUs (has \(cpus.count))") }
         try start {
             $0.loops = cpus.count
             $0.cpuAffinity = .auto
-            $0.sendfile = .on
+            $0.sendfile = sendfile
         }
         let all = cpus.map { String($0) }.sorted()
         XCTAssertEqual(pinnedThreads().sorted(), all, "one loop pinned to each CPU")
-        let client = try RawClient(port: port)
+        return all
+    }
+
+    /// `client` asks for the 8 MiB blob (more than the socket buffers hold
+    /// before it reads): its loop floats while sending it, and is pinned
+    /// again after it.
+    private func assertLoopFloatsWhileSending(to client: RawClient, pinned all: [String]) {
         XCTAssertTrue(client.send("GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"))
         let floating = Date().addingTimeInterval(2)
-        while pinnedThreads().count != cpus.count - 1 && Date() < floating { usleep(10_000) }
-        XCTAssertEqual(pinnedThreads().count, cpus.count - 1, "the sending loop floats")
+        while pinnedThreads().count != all.count - 1 && Date() < floating { usleep(10_000) }
+        XCTAssertEqual(pinnedThreads().count, all.count - 1, "the sending loop floats")
         XCTAssertEqual(client.readResponse()?.body, blob)
         let repinned = Date().addingTimeInterval(2)
         while pinnedThreads().sorted() != all && Date() < repinned { usleep(10_000) }
         XCTAssertEqual(pinnedThreads().sorted(), all, "pinned again after the body")
     }
 
+    /// With `sendfile = on` a loopback client's large body is not one of the
+    /// loop's counted (copied) file bodies, but its loop floats all the same.
+    func testALoopSendingByForcedSendfileToALocalClientFloats() throws {
+        let all = try startPinnedLoops(sendfile: .on)
+        assertLoopFloatsWhileSending(to: try RawClient(port: port), pinned: all)
+    }
+
     func testPinnedLoopsServeEachConnectionOnTheCPUThatReceivedIt() throws {
+        _ = try startPinnedLoops()
         let cpus = LoopCPUs.allowedCPUs()
-        guard cpus.count >= 2 else { throw XCTSkip("needs two usable CPUs (has \(cpus.count))") }
-        try start {
-            $0.loops = cpus.count
-            $0.cpuAffinity = .auto
-        }
-        // Each loop thread is pinned to its own CPU.
-        XCTAssertEqual(pinnedThreads().sorted(), cpus.map { String($0) }.sorted(), "one loop pinned to each CPU")
         // Three clients on the last CPU, then three on the first: each goes
         // to the loop of its CPU, against SO_REUSEPORT's hash.
         let last = cpus.count - 1
@@ -240,17 +247,9 @@ final class HTTPServerTests: XCTestCase {
         let deadline = Date().addingTimeInterval(2)
         while server?.connectionsPerLoop != expected && Date() < deadline { usleep(10_000) }
         XCTAssertEqual(server?.connectionsPerLoop, expected)
-        // It is still served, on its new loop. That loop floats while it
-        // sends a large file body (8 MiB, more than the socket buffers hold
-        // before the client reads) and is pinned again after it.
-        XCTAssertTrue(mover.send("GET /blob HTTP/1.1\r\nHost: x\r\n\r\n"))
-        let floating = Date().addingTimeInterval(2)
-        while pinnedThreads().count != cpus.count - 1 && Date() < floating { usleep(10_000) }
-        XCTAssertEqual(pinnedThreads().count, cpus.count - 1, "the sending loop floats")
-        XCTAssertEqual(mover.readResponse()?.body.count, blob.count)
-        let repinned = Date().addingTimeInterval(2)
-        while pinnedThreads().count != cpus.count && Date() < repinned { usleep(10_000) }
-        XCTAssertEqual(pinnedThreads().sorted(), cpus.map { String($0) }.sorted(), "pinned again after the body")
+        // It is still served, on its new loop, which floats while it sends
+        // a large file body.
+        assertLoopFloatsWhileSending(to: mover, pinned: cpus.map { String($0) }.sorted())
     }
 
     func testPlacementPrefersTheClientsLoopWithinASlack() {
