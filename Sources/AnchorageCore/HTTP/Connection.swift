@@ -59,9 +59,9 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// A loopback client under `sendfile = auto`: copied, except that a busy
     /// loop sends complete files the way `LoopbackSendChooser` measured cheaper.
     private let loopbackAuto: Bool
-    /// Counted in `context.fileBodies` while its file body is being sent.
+    /// What `beginFileBody` counted on the loop (`fileBodies` or
+    /// `localSendfileBodies`) while this body is being sent.
     private var countedBody = CountedBody.none
-    /// What `beginFileBody` counted on the loop for the body being sent.
     private enum CountedBody { case none, copied, localSendfile }
     /// The send buffer was capped (`SendBufferPolicy`); it stays so.
     private var sendBufferCapped = false
