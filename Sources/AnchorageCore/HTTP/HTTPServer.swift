@@ -64,9 +64,10 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     /// Where this loop maps the file windows it sends from (`FileWindow`).
     let windowSlot = WindowSlot()
     let dates = HTTPDateCache()
-    /// Mapped-window file bodies this loop's connections are sending now
-    /// (`SendBufferPolicy`). A pinned loop floats while it sends any: these
-    /// go to local clients, and a client sharing the pinned loop's CPU could
+    /// Large file bodies this loop's connections are sending now that are
+    /// not forced to sendfile (copied from mapped windows, or on a busy loop
+    /// sent the chooser's way; `SendBufferPolicy`, `LoopbackSendChooser`).
+    /// A pinned loop floats while it sends any: these go to local clients, and a client sharing the pinned loop's CPU could
     /// not get out of its way (one warm 1 GiB pull, 25 alternating rounds:
     /// median 3270 MB/s pinned against 3542 floating).
     var fileBodies = 0 {
