@@ -393,6 +393,38 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertLessThan(chooser.sentBytes, Int64(10 * blob.count))
     }
 
+    /// Under `sendfile = auto` a lone large body to a loopback client goes
+    /// the way `LoneStreamSendChooser` says at its start, byte-exact either
+    /// way, and is one sample of its trial; two bodies that overlap are not.
+    func testALoneLoopbackStreamIsSentAndMeasuredByTheLoneChooser() throws {
+        blob = (0..<(Int(LoneStreamSendChooser.minBytes) + (1 << 20))).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }
+        FileManager.default.createFile(atPath: dir.file("blob"), contents: Data(blob))
+        try start()
+        let lone = try XCTUnwrap(server?.loneSend)
+        func awaitSamples(_ n: Int) {
+            let until = Date().addingTimeInterval(5)
+            while lone.samples < n && Date() < until { usleep(5_000) }
+            XCTAssertEqual(lone.samples, n)
+        }
+        let out = dir.file("out")
+        for n in 1...3 {
+            let way = lone.mode
+            XCTAssertEqual(way, LoopbackSendTrial.schedule[n - 1] ? .sendfile : .copy, "the trial's slot \(n - 1)")
+            let r = try curl(["-s", "-o", out, "-w", "%{http_code}", "\(base)/blob"])
+            XCTAssertEqual(r.stdout, "200", "\(way)")
+            XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob), "\(way)")
+            awaitSamples(n)
+        }
+        let a = try startBody(), b = try startBody()
+        XCTAssertEqual(a.readResponse()?.body, blob)
+        XCTAssertEqual(b.readResponse()?.body, blob)
+        let r = try curl(["-s", "-o", out, "-w", "%{http_code}", "\(base)/blob"])
+        XCTAssertEqual(r.stdout, "200")
+        awaitSamples(4)   // the overlapping two were not samples: this lone one is the fourth
+        usleep(50_000)
+        XCTAssertEqual(lone.samples, 4)
+    }
+
     /// One loop, and a blob larger than an unread client can take (its
     /// server side autotunes up to tcp_wmem's maximum, 4 MiB by default),
     /// so each body is still going out when the next one starts.

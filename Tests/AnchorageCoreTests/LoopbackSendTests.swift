@@ -23,7 +23,7 @@ final class LoopbackSendTests: XCTestCase {
 
     func testEpochsWithoutSteadyLoadSayNothing() {
         var t = Trial()
-        let fresh = Trial.State.trying(incumbent: .copy, slot: 0, incumbentTotal: .init(), challengerTotal: .init())
+        let fresh = Trial.State.trying(incumbent: .copy, slot: 0, incumbentSide: .init(), challengerSide: .init())
         XCTAssertEqual(t.state, fresh)
         XCTAssertEqual(t.mode, .sendfile)
         XCTAssertNil(t.record(epoch(50_000_000, 100)), "under 100 MB/s")
@@ -54,7 +54,7 @@ final class LoopbackSendTests: XCTestCase {
         XCTAssertEqual(decision?.copyCost ?? 0, 100e-9, accuracy: 1e-12)
         XCTAssertEqual(decision?.sendfileCost ?? 0, 88e-9, accuracy: 1e-12)
         XCTAssertEqual(t.mode, .sendfile)
-        XCTAssertEqual(t.state, .settled(.sendfile, loadedEpochsLeft: Trial.settleEpochs))
+        XCTAssertEqual(t.state, .settled(.sendfile, samplesLeft: Trial.settleSamples))
     }
 
     func testIncumbentStaysUnlessTheChallengerIsCheaperByTheMargin() {
@@ -91,12 +91,74 @@ final class LoopbackSendTests: XCTestCase {
         XCTAssertEqual(d?.chosen, .sendfile, "sendfile (100 + 100 + 50 + 50) / 4 = 75 ticks per GB against 100")
     }
 
-    /// After `settleEpochs` steady epochs the choice is tried again, and a
+    /// A first half whose medians differ by `earlyRatio` but whose samples
+    /// overlap (one slow outlier) runs on; over the whole schedule one
+    /// outlier does not carry a side (the median), where the old totals
+    /// switched to sendfile here.
+    func testAnOutlierNeitherEndsATrialEarlyNorCarriesIt() {
+        var t = Trial()
+        var n = 0
+        var d: Trial.Decision?
+        // sendfile 95 but 170 in its first sample; copy 100 but 300 once, late.
+        let costs: [Int64] = [170, 100, 100, 95, 95, 300, 100, 95]
+        while d == nil && n < Trial.schedule.count {
+            d = t.record(epoch(1_000_000_000, costs[n]))
+            n += 1
+        }
+        XCTAssertEqual(n, Trial.schedule.count, "first half: sendfile (170 + 95) / 2 against 100, overlapping")
+        XCTAssertEqual(d?.chosen, .copy, "medians 95 against 100: inside the margin")
+        XCTAssertEqual(d?.sendfileCost ?? 0, 95e-9, accuracy: 1e-12)
+        XCTAssertEqual(d?.copyCost ?? 0, 100e-9, accuracy: 1e-12)
+    }
+
+    /// Lone streams (`LoneStreamSendChooser`): a body is a sample only when
+    /// it was measured whole (a candidate, at least `minBytes`) and no other
+    /// large body was going out at any moment of it; samples drive the
+    /// trial (by microseconds per byte) like epochs.
+    func testOnlyWholeLoneBodiesAreSamplesOfTheLoneTrial() {
+        let c = LoneStreamSendChooser()
+        let big = LoneStreamSendChooser.minBytes
+        XCTAssertEqual(c.mode, .sendfile, "a fresh trial tries sendfile first")
+        var a = c.begin(nowMicros: 1_000)
+        XCTAssertEqual(a.way, .sendfile)
+        c.end(a, measured: big, nowMicros: 21_000)
+        XCTAssertEqual(c.samples, 1)
+        XCTAssertEqual(c.mode, .copy, "the schedule's second slot")
+
+        a = c.begin(nowMicros: 20_000)
+        c.end(a, measured: nil, nowMicros: 30_000)
+        a = c.begin(nowMicros: 40_000)
+        c.end(a, measured: big - 1, nowMicros: 50_000)
+        XCTAssertEqual(c.samples, 1, "cut short or not a candidate, and under minBytes: not samples")
+
+        // Overlapping either way: begun while another was going, or another begun meanwhile.
+        a = c.begin(nowMicros: 60_000)
+        let b = c.begin(nowMicros: 61_000)
+        c.end(a, measured: big, nowMicros: 70_000)
+        let later = c.begin(nowMicros: 71_000)
+        c.end(b, measured: big, nowMicros: 72_000)
+        c.end(later, measured: big, nowMicros: 80_000)
+        XCTAssertEqual(c.samples, 1, "no body that shared the machine is a sample")
+
+        // Copy takes 10 ms, sendfile 20 ms (as the first): decided after the first half.
+        var n = 1
+        var now: UInt64 = 100_000
+        while n < Trial.earlySlots {
+            let t = c.begin(nowMicros: now)
+            now += t.way == .copy ? 10_000 : 20_000
+            c.end(t, measured: big, nowMicros: now)
+            n += 1
+        }
+        XCTAssertEqual(c.samples, Trial.earlySlots)
+        XCTAssertEqual(c.mode, .copy, "settled: sendfile's samples both slower than copy's")
+    }
+
+    /// After `settleSamples` loaded epochs the choice is tried again, and a
     /// machine that changed is followed back.
     func testTrialRunsAgainAfterTheSettledEpochs() {
         var t = Trial()
         XCTAssertEqual(runTrial(&t) { $0 == .sendfile ? 50 : 100 }.decision?.chosen, .sendfile)
-        for _ in 0..<Trial.settleEpochs {
+        for _ in 0..<Trial.settleSamples {
             XCTAssertNil(t.record(epoch(1_000_000_000, 50)))
             XCTAssertEqual(t.mode, .sendfile)
         }

@@ -63,6 +63,11 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// `localSendfileBodies`) while this body is being sent.
     private var countedBody = CountedBody.none
     private enum CountedBody { case none, copied, localSendfile }
+    /// A large body's place in `LoneStreamSendChooser` while it is sent, and
+    /// whether it is a lone stream's candidate (a cached file to a loopback
+    /// client under `sendfile = auto`), measured if it goes out whole.
+    private var lone: LoneStreamSendChooser.Ticket?
+    private var loneCandidate = false
     /// The send buffer was capped (`SendBufferPolicy`); it stays so.
     private var sendBufferCapped = false
     /// Responses finished, and consecutive checks that found the client's
@@ -218,7 +223,8 @@ final class Connection: EventHandler, @unchecked Sendable {
             } else {
                 out.body = r.body
                 switch r.body {
-                case .file(_, _, let length), .growing(_, _, let length): beginFileBody(length)
+                case .file(_, _, let length): beginFileBody(length, cached: true)
+                case .growing(_, _, let length): beginFileBody(length, cached: false)
                 default: break
                 }
             }
@@ -232,8 +238,13 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// counted on the loop, and capped when the loop is busy (`SendBufferPolicy`).
     /// One that `sendfile = on` sends to a loopback client is counted apart:
     /// neither capped nor the chooser's, it floats a pinned loop all the same.
-    private func beginFileBody(_ length: Int64) {
-        guard tls == nil, length >= Int64(Connection.sendWindow) else { return }
+    /// Every large body is known to `LoneStreamSendChooser`, which measures
+    /// only the ones that went out alone.
+    private func beginFileBody(_ length: Int64, cached: Bool) {
+        guard length >= Int64(Connection.sendWindow) else { return }
+        lone = context.loneSend.begin(nowMicros: monotonicMicros())
+        loneCandidate = cached && loopbackAuto && tls == nil
+        guard tls == nil else { return }
         if usesSendfile {
             guard peer.isLoopback else { return }
             countedBody = .localSendfile
@@ -252,6 +263,14 @@ final class Connection: EventHandler, @unchecked Sendable {
     }
 
     private func endFileBody() {
+        if let ticket = lone {
+            let whole: Int64? = switch out.body {
+            case .file(_, _, let length) where loneCandidate && out.bodySent >= length: length
+            default: nil
+            }
+            context.loneSend.end(ticket, measured: whole, nowMicros: monotonicMicros())
+            lone = nil
+        }
         switch countedBody {
         case .none: return
         case .copied: context.fileBodies -= 1
@@ -362,8 +381,13 @@ final class Connection: EventHandler, @unchecked Sendable {
     private func sendFromFile(_ file: Int32, at offset: Int64, count: Int64, complete: Bool) -> Int {
         guard tls != nil else {
             if usesSendfile { return sendfile(file, at: offset, count: count) }
-            guard loopbackAuto, complete, context.fileBodies >= SendBufferPolicy.busyLoop else {
+            guard loopbackAuto, complete else {
                 return sendCopied(file, at: offset, count: count, complete: complete)
+            }
+            guard context.fileBodies >= SendBufferPolicy.busyLoop else {
+                // A lone stream's way (or copy, for a body under a window).
+                return lone?.way == .sendfile ? sendfile(file, at: offset, count: count)
+                    : sendCopied(file, at: offset, count: count, complete: true)
             }
             let chooser = context.loopbackSend
             let n = chooser.mode == .sendfile ? sendfile(file, at: offset, count: count)

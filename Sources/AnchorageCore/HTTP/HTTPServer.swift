@@ -108,14 +108,17 @@ final class LoopContext: EventHandler, @unchecked Sendable {
     /// The loops' CPUs when they are pinned; set before the loops start.
     var cpus: LoopCPUs?
 
-    /// Shared by every loop: how busy loops send to loopback clients.
+    /// Shared by every loop: how busy loops, and lone streams, send to loopback clients.
     let loopbackSend: LoopbackSendChooser
+    let loneSend: LoneStreamSendChooser
 
-    init(loop: EventLoop, options: HTTPServerOptions, handler: any HTTPHandler, loopbackSend: LoopbackSendChooser) {
+    init(loop: EventLoop, options: HTTPServerOptions, handler: any HTTPHandler,
+         loopbackSend: LoopbackSendChooser, loneSend: LoneStreamSendChooser) {
         self.loop = loop
         self.options = options
         self.handler = handler
         self.loopbackSend = loopbackSend
+        self.loneSend = loneSend
         scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         openConnections = Atomic(0)
         loop.onTick { [weak self] now in
@@ -248,8 +251,9 @@ public final class HTTPServer: @unchecked Sendable {
     private var threads: [Thread] = []
     public private(set) var boundAddresses: [ListenAddress] = []
     public private(set) var boundTLSAddresses: [ListenAddress] = []
-    /// How busy loops send to loopback clients (shared by every loop).
+    /// How busy loops, and lone streams, send to loopback clients (shared by every loop).
     let loopbackSend = LoopbackSendChooser()
+    let loneSend = LoneStreamSendChooser()
 
     public init(options: HTTPServerOptions, handler: any HTTPHandler) {
         self.options = options
@@ -263,7 +267,8 @@ public final class HTTPServer: @unchecked Sendable {
         let loopbackSend = self.loopbackSend
         for i in 0..<options.loops {
             let loop = try EventLoop(index: i)
-            contexts.append(LoopContext(loop: loop, options: options, handler: handler, loopbackSend: loopbackSend))
+            contexts.append(LoopContext(loop: loop, options: options, handler: handler,
+                                        loopbackSend: loopbackSend, loneSend: loneSend))
         }
         if options.sendfile == .auto {
             contexts.first?.loop.onTick { now in loopbackSend.tick(nowMillis: now) }

@@ -13,7 +13,9 @@ enum LoopbackSend: UInt8, Sendable {
 
 /// The measured choice between copying and sendfile for file bodies to
 /// loopback clients while a loop is busy (`SendBufferPolicy.busyLoop` file
-/// bodies or more), as a pure state machine over epochs of about a second.
+/// bodies or more), as a pure state machine over samples: here epochs of
+/// about a second; `LoneStreamSendChooser` runs the same trial over lone
+/// streams, each one sample.
 ///
 /// Why measure instead of fixing one: over loopback the client shares the
 /// machine, and which way costs the machine less per byte depends on its
@@ -24,7 +26,7 @@ enum LoopbackSend: UInt8, Sendable {
 /// sendfile's 3517-3626 (clients 3.8 against 8.4 CPU-s per 20 GB); on an
 /// AMD EPYC with 512 KiB of L2 per core, copied 2376-2877 against sendfile's
 /// 3157-3787 (server 5.6-7.0 against 2.4-3.0 CPU-s, the clients' the same).
-/// A lone stream copies on both (it is not decided here).
+/// A lone stream is decided apart, by its own speed (`LoneStreamSendChooser`).
 ///
 /// The objective is the whole machine's busy CPU time per byte sent
 /// (`MachineCPU`): when the cores are saturated that is the inverse of the
@@ -34,12 +36,13 @@ enum LoopbackSend: UInt8, Sendable {
 /// exit, whichever way is being tried), and at least `minBytesPerSecond`
 /// went out. A fresh chooser is already trying copy against sendfile (its
 /// first steady epoch is the trial's first), and the trial runs again after
-/// `settleEpochs` more: eight of them in the order challenger, incumbent,
+/// `settleSamples` more: eight samples in the order challenger, incumbent,
 /// incumbent, challenger, twice (so that a steady drift weighs on both
-/// alike); the challenger takes over when its cost (all its epochs' ticks
-/// over all their bytes) is `margin` lower. A trial whose first half
-/// (itself balanced) already differs by `earlyRatio` either way ends there:
-/// each epoch on the dearer way is the cost of knowing, and the first trial
+/// alike); the challenger takes over when its cost (the median of its
+/// samples' ticks per byte) is `margin` lower. A trial whose first half
+/// (itself balanced) already differs by `earlyRatio` either way, every
+/// sample of one way below every one of the other, ends there: each
+/// epoch on the dearer way is the cost of knowing, and the first trial
 /// runs while a fresh daemon's first load is being served (row 5 on the
 /// 512 KiB machine: copying cost 1.14-1.35x sendfile's in fourteen trials, and
 /// the whole schedule overlapped three of the row's five runs).
@@ -50,78 +53,102 @@ struct LoopbackSendTrial: Equatable {
         var millis: UInt64
         /// No loop became busy or idle during the epoch.
         var steady: Bool
+
+        /// Steady, about a second long, busy ticks read, at least `minBytesPerSecond` sent.
+        var isLoaded: Bool {
+            steady && (500...3000).contains(millis) && busyTicks > 0
+                && bytes * 1000 / Int64(millis) >= LoopbackSendTrial.minBytesPerSecond
+        }
+    }
+
+    /// One measurement of the way that was `mode`: `bytes` sent for `spent`
+    /// (a loaded epoch's busy ticks; a lone stream's microseconds, see
+    /// `LoneStreamSendChooser`). Lower `spent` per byte is better.
+    struct Sample: Equatable {
+        var bytes: Int64
+        var spent: Int64
     }
 
     struct Decision: Equatable {
         var chosen: LoopbackSend
-        /// Busy ticks per byte of each way in the trial (its epochs' ticks over their bytes).
+        /// What each way spent per byte in the trial (its samples' total over their bytes).
         var copyCost: Double
         var sendfileCost: Double
     }
 
     enum State: Equatable {
-        case settled(LoopbackSend, loadedEpochsLeft: Int)
-        case trying(incumbent: LoopbackSend, slot: Int, incumbentTotal: Totals, challengerTotal: Totals)
+        case settled(LoopbackSend, samplesLeft: Int)
+        case trying(incumbent: LoopbackSend, slot: Int, incumbentSide: Side, challengerSide: Side)
     }
 
-    struct Totals: Equatable {
-        var bytes: Int64 = 0
-        var busyTicks: Int64 = 0
-        var cost: Double { bytes > 0 ? Double(busyTicks) / Double(bytes) : 0 }
+    /// One way's samples in a trial, as what each spent per byte.
+    struct Side: Equatable {
+        var costs: [Double] = []
+        /// The median (of an even count, the mean of the middle two): one
+        /// outlier (a lone stream's first pull after a pause ran 1.7x slow
+        /// either way) does not carry a side.
+        var cost: Double {
+            let c = costs.sorted()
+            guard !c.isEmpty else { return 0 }
+            return c.count % 2 == 1 ? c[c.count / 2] : (c[c.count / 2 - 1] + c[c.count / 2]) / 2
+        }
     }
 
-    /// true: the challenger's epoch.
+    /// true: the challenger's sample.
     static let schedule = [true, false, false, true, true, false, false, true]
     static let minBytesPerSecond: Int64 = 100_000_000
-    static let settleEpochs = 300
+    static let settleSamples = 300
     static let margin = 0.10
     static let earlySlots = 4
     static let earlyRatio = 1.2
 
-    private(set) var state = State.trying(incumbent: .copy, slot: 0, incumbentTotal: Totals(), challengerTotal: Totals())
-    /// The way to send during the next epoch.
+    private(set) var state = State.trying(incumbent: .copy, slot: 0, incumbentSide: Side(), challengerSide: Side())
+    /// The way to send until the next sample.
     private(set) var mode = LoopbackSend.copy.other
 
     init() {}
 
-    /// Settled on `mode` until `settleEpochs` steady epochs have passed.
+    /// Settled on `mode` until `settleSamples` samples have passed.
     init(settledOn mode: LoopbackSend) {
-        state = .settled(mode, loadedEpochsLeft: Self.settleEpochs)
+        state = .settled(mode, samplesLeft: Self.settleSamples)
         self.mode = mode
     }
 
-    /// Takes the epoch that just ended (sent with `mode`); returns the
-    /// decision when it ended a trial.
+    /// Takes the epoch that just ended (sent with `mode`) if it was loaded;
+    /// returns the decision when it ended a trial.
     mutating func record(_ e: Epoch) -> Decision? {
-        let loaded = e.steady && (500...3000).contains(e.millis) && e.busyTicks > 0
-            && e.bytes * 1000 / Int64(e.millis) >= Self.minBytesPerSecond
-        guard loaded else { return nil }
+        e.isLoaded ? record(Sample(bytes: e.bytes, spent: e.busyTicks)) : nil
+    }
+
+    /// Takes a sample of `mode`; returns the decision when it ended a trial.
+    mutating func record(_ e: Sample) -> Decision? {
+        guard e.bytes > 0, e.spent > 0 else { return nil }
         switch state {
         case .settled(let m, let left):
             if left > 0 {
-                state = .settled(m, loadedEpochsLeft: left - 1)
+                state = .settled(m, samplesLeft: left - 1)
                 return nil
             }
-            state = .trying(incumbent: m, slot: 0, incumbentTotal: Totals(), challengerTotal: Totals())
+            state = .trying(incumbent: m, slot: 0, incumbentSide: Side(), challengerSide: Side())
             mode = Self.schedule[0] ? m.other : m
             return nil
-        case .trying(let incumbent, let slot, var incumbentTotal, var challengerTotal):
-            if Self.schedule[slot] {
-                challengerTotal.bytes += e.bytes; challengerTotal.busyTicks += e.busyTicks
-            } else {
-                incumbentTotal.bytes += e.bytes; incumbentTotal.busyTicks += e.busyTicks
-            }
+        case .trying(let incumbent, let slot, var incumbentSide, var challengerSide):
+            let cost = Double(e.spent) / Double(e.bytes)
+            if Self.schedule[slot] { challengerSide.costs.append(cost) } else { incumbentSide.costs.append(cost) }
             let next = slot + 1
-            let inc = incumbentTotal.cost, chal = challengerTotal.cost
-            let decisive = next == Self.earlySlots && inc > 0 && chal > 0
+            let inc = incumbentSide.cost, chal = challengerSide.cost
+            // Early only when every sample of one way beat every one of the other.
+            let apart = (challengerSide.costs.max() ?? 0) < (incumbentSide.costs.min() ?? 0)
+                || (incumbentSide.costs.max() ?? 0) < (challengerSide.costs.min() ?? 0)
+            let decisive = next == Self.earlySlots && inc > 0 && chal > 0 && apart
                 && (chal * Self.earlyRatio <= inc || chal >= inc * Self.earlyRatio)
             guard next == Self.schedule.count || decisive else {
-                state = .trying(incumbent: incumbent, slot: next, incumbentTotal: incumbentTotal, challengerTotal: challengerTotal)
+                state = .trying(incumbent: incumbent, slot: next, incumbentSide: incumbentSide, challengerSide: challengerSide)
                 mode = Self.schedule[next] ? incumbent.other : incumbent
                 return nil
             }
             let chosen = chal < inc * (1 - Self.margin) ? incumbent.other : incumbent
-            state = .settled(chosen, loadedEpochsLeft: Self.settleEpochs)
+            state = .settled(chosen, samplesLeft: Self.settleSamples)
             mode = chosen
             return incumbent == .copy
                 ? Decision(chosen: chosen, copyCost: inc, sendfileCost: chal)
