@@ -8,6 +8,9 @@
  *   file's 2 MiB block that holds the offset mapped at a 2 MiB-aligned
  *   address over a reserved slot, up to 1 MiB of it sent, the slot
  *   reserved again; see FileWindow), without any server logic around it.
+ * MODE sendfile: the rest of the file by sendfile(2) from the page cache,
+ *   as Anchorage sends a lone stream when its trial found that faster
+ *   (LoneStreamSendChooser), and as nginx and the registry send.
  * MODE hot: the same number of bytes sent from one 1 MiB buffer that stays
  *   in the CPU caches: the file is not read at all, so this is the ceiling
  *   of the loopback TCP path for one sending thread here, not a server.
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,7 +44,9 @@ static int send_all(int s, const char *p, size_t n) {
     return 0;
 }
 
-static void serve(int c, int fd, off_t size, int hot, const char *buffer, char *slot) {
+enum mode { MAP, SENDFILE, HOT };
+
+static void serve(int c, int fd, off_t size, enum mode mode, const char *buffer, char *slot) {
     char req[8192];
     size_t got = 0;
     while (got < sizeof req - 1) {
@@ -58,8 +64,11 @@ static void serve(int c, int fd, off_t size, int hot, const char *buffer, char *
     for (off_t off = 0; off < size;) {
         size_t want = size - off < WINDOW ? (size_t)(size - off) : WINDOW;
         ssize_t k;
-        if (hot) {
+        if (mode == HOT) {
             k = send(c, buffer, want, MSG_NOSIGNAL);
+        } else if (mode == SENDFILE) {
+            off_t o = off;
+            k = sendfile(c, fd, &o, (size_t)(size - off));
         } else {
             /* The block that holds off, as FileWindow maps it. */
             off_t block = off & ~(off_t)(BLOCK - 1);
@@ -77,11 +86,11 @@ static void serve(int c, int fd, off_t size, int hot, const char *buffer, char *
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) { fprintf(stderr, "usage: floor PORT FILE map|hot\n"); return 2; }
+    if (argc != 4) { fprintf(stderr, "usage: floor PORT FILE map|sendfile|hot\n"); return 2; }
     int fd = open(argv[2], O_RDONLY);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) { perror(argv[2]); return 1; }
-    int hot = strcmp(argv[3], "hot") == 0;
+    enum mode mode = strcmp(argv[3], "hot") == 0 ? HOT : strcmp(argv[3], "sendfile") == 0 ? SENDFILE : MAP;
     char *buffer = malloc(WINDOW);
     if (!buffer) return 1;
     memset(buffer, 'x', WINDOW);
@@ -97,7 +106,7 @@ int main(int argc, char **argv) {
     for (;;) {
         int c = accept(s, NULL, NULL);
         if (c < 0) continue;
-        serve(c, fd, st.st_size, hot, buffer, slot);
+        serve(c, fd, st.st_size, mode, buffer, slot);
         close(c);
     }
 }
