@@ -23,7 +23,7 @@ public struct ServerConfig: Sendable, Equatable {
         ConfigKey("shutdown_grace", .duration, default: "10s", help: "on SIGTERM/SIGINT, in-flight responses get this long to finish"),
         ConfigKey("access_log", .bool, default: "true", help: "one logfmt line per request on stderr"),
         ConfigKey("sendfile", .oneOf(SendfileMode.allCases.map(\.rawValue)), default: "auto",
-                  help: "cached bodies go out with sendfile(2) (on), copied into the socket from mapped windows of the file (off), or auto: sendfile except to loopback clients, which get copies, and, when many pull at once, whichever of the two the running server measures costs the machine less CPU per byte"),
+                  help: "cached bodies go out with sendfile(2) (on), copied into the socket from mapped windows of the file (off), or auto: sendfile except to loopback clients, which get whichever of the two the running server measures better: for a lone stream the faster, when many pull at once the one costing less CPU per byte"),
         ConfigKey("cpu_affinity", .oneOf(CPUAffinity.allCases.map(\.rawValue)), default: "auto",
                   help: "auto: with one event loop per usable CPU, pin each loop to its CPU and serve a connection on the CPU that received it (fewer cross-CPU wake-ups); off: loops float, connections go to the least busy loop"),
         ConfigKey("allow", .cidr, repeatable: true, help: "client addresses served (CIDR, repeatable); others get 403; default: everyone"),

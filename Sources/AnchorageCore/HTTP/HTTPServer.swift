@@ -36,9 +36,10 @@ public struct HTTPServerOptions: Sendable {
 /// throughput on a warm 1 GiB blob
 /// (2.4-3.5 -> 5.7-6.6 GB/s, server CPU 0.35 -> 0.16 s/GiB) and +20% with
 /// 100 clients (the clients' CPU fell 8.1 -> 5.3 s per 20 GB). That is not
-/// so on every machine when many clients pull at once, so under `auto` a
-/// busy loop sends complete files to loopback clients whichever way
-/// `LoopbackSendChooser` measures cheaper for the whole machine.
+/// so on every machine, so under `auto` complete files go to loopback
+/// clients whichever way the running server measured better: a busy loop's
+/// the way `LoopbackSendChooser` found cheaper for the whole machine, a
+/// lone stream the way `LoneStreamSendChooser` found faster.
 public enum SendfileMode: String, Sendable, CaseIterable {
     case auto, on, off
 
