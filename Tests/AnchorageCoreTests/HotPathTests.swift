@@ -23,6 +23,28 @@ final class HotPathTests: XCTestCase {
         XCTAssertNotNil("/v2/é/blobs/".lastRange(ofBytes: "/blobs/"))
     }
 
+    /// The metrics' route classes and repositories, read on the path's bytes.
+    func testRouteClassAndRepository() {
+        let cases: [(String, RouteClass, String?)] = [
+            ("/v2", .registryBase, nil), ("/v2/", .registryBase, nil),
+            ("/v2/library/alpine/manifests/3.19", .registryManifest, "library/alpine"),
+            ("/v2/a/blobs/sha256:ab", .registryBlob, "a"),
+            ("/v2/a/manifests/x/blobs/y", .registryBlob, "a/manifests/x"),
+            ("/v2/é/blobs/x", .registryBlob, "é"),
+            ("/v2/x/tags/list", .registryTags, nil), ("/v2/x/other", .other, nil),
+            ("/charts/r/index.yaml", .chartIndex, nil),
+            ("/charts/r/nginx-1.2.3.tgz", .chartArchive, "charts/r/nginx"),
+            ("/charts/r/nginx-1.2.3.tgz.prov", .chartProvenance, nil), ("/charts/r/x", .other, nil),
+            ("/healthz", .health, nil), ("/readyz", .health, nil), ("/metrics", .metrics, nil),
+            ("/", .status, nil), ("/api/status", .status, nil),
+            ("/v3", .other, nil), ("/v", .other, nil), ("", .other, nil), ("/healthzz", .other, nil),
+        ]
+        for (path, route, repo) in cases {
+            XCTAssertEqual(RouteClass.of(path), route, path)
+            XCTAssertEqual(route.repository(path), repo, path)
+        }
+    }
+
     func testRepositoryNameGrammar() {
         for ok in ["a", "library/alpine", "a/b/c", "a.b", "a_b", "a__b", "a---b", "0", "x9/y-z.w"] {
             XCTAssertNotNil(RepositoryName(ok), ok)

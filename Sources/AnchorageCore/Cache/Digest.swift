@@ -12,6 +12,13 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
     public let hex: String
 
     public init?(_ s: some StringProtocol) {
+        // Contiguous text (nearly always) is checked on its bytes: the
+        // generic views were 2.4% of the server's samples on manifest hits.
+        if let parsed = s.utf8.withContiguousStorageIfAvailable(Digest.parse) {
+            guard let d = parsed else { return nil }
+            self = d
+            return
+        }
         let u = s.utf8
         guard let colon = u.firstIndex(of: UInt8(ascii: ":")) else { return nil }
         let alg: Algorithm
@@ -27,6 +34,23 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
               hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { return nil }
         self.algorithm = alg
         self.hex = String(hex)
+    }
+
+    private static func parse(_ b: UnsafeBufferPointer<UInt8>) -> Digest? {
+        guard let colon = b.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        let name = UnsafeBufferPointer(rebasing: b[..<colon])
+        let alg: Algorithm
+        if name.elementsEqual("sha256".utf8) {
+            alg = .sha256
+        } else if name.elementsEqual("sha512".utf8) {
+            alg = .sha512
+        } else {
+            return nil
+        }
+        let hex = UnsafeBufferPointer(rebasing: b[(colon + 1)...])
+        guard hex.count == alg.hexLength,
+              hex.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { return nil }
+        return Digest(algorithm: alg, hex: String(decoding: hex, as: UTF8.self))
     }
 
     init(algorithm: Algorithm, hex: String) {

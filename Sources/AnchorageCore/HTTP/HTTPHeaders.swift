@@ -44,6 +44,20 @@ extension String {
     /// ASCII case-insensitive comparison without allocating lowercased copies.
     @inlinable
     func caseInsensitiveEquals(_ other: String) -> Bool {
+        // Field names are short ASCII: unequal lengths (O(1) on native
+        // strings) settle most comparisons, the rest go byte by byte.
+        guard utf8.count == other.utf8.count else { return false }
+        if let same = utf8.withContiguousStorageIfAvailable({ a in
+            other.utf8.withContiguousStorageIfAvailable { b in
+                for i in 0..<a.count {
+                    var x = a[i], y = b[i]
+                    if x >= 65 && x <= 90 { x += 32 }
+                    if y >= 65 && y <= 90 { y += 32 }
+                    if x != y { return false }
+                }
+                return true
+            }
+        }), let same { return same }
         var a = self.utf8.makeIterator()
         var b = other.utf8.makeIterator()
         while true {

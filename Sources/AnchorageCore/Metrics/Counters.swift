@@ -211,26 +211,39 @@ enum RouteClass: String {
     case chartIndex = "chart_index", chartArchive = "chart_archive", chartProvenance = "chart_prov"
     case health = "health", metrics = "metrics", status = "status", other = "other"
 
+    /// Classified on the path's bytes: every response is counted, and the
+    /// String forms (`hasPrefix`, `hasSuffix`) were 2.8% of the server's
+    /// samples under `wrk` on manifest hits.
     static func of(_ path: String) -> RouteClass {
-        if path == "/v2" || path == "/v2/" { return .registryBase }
-        if path.hasPrefix("/v2/") {
-            if path.containsBytes("/blobs/") { return .registryBlob }
-            if path.containsBytes("/manifests/") { return .registryManifest }
-            if path.hasSuffix("/tags/list") { return .registryTags }
+        path.utf8.withContiguousStorageIfAvailable(classify) ?? Array(path.utf8).withUnsafeBufferPointer(classify)
+    }
+
+    static func classify(_ p: UnsafeBufferPointer<UInt8>) -> RouteClass {
+        func starts(_ s: StaticString) -> Bool {
+            s.withUTF8Buffer { n in p.count >= n.count && p[..<n.count].elementsEqual(n) }
+        }
+        func ends(_ s: StaticString) -> Bool {
+            s.withUTF8Buffer { n in p.count >= n.count && p[(p.count - n.count)...].elementsEqual(n) }
+        }
+        func equals(_ s: StaticString) -> Bool { p.count == s.utf8CodeUnitCount && starts(s) }
+        func contains(_ s: StaticString) -> Bool { s.withUTF8Buffer { ByteSearch.last($0, in: p) } != nil }
+        if equals("/v2") || equals("/v2/") { return .registryBase }
+        if starts("/v2/") {
+            if contains("/blobs/") { return .registryBlob }
+            if contains("/manifests/") { return .registryManifest }
+            if ends("/tags/list") { return .registryTags }
             return .other
         }
-        if path.hasPrefix("/charts/") {
-            if path.hasSuffix("/index.yaml") { return .chartIndex }
-            if path.hasSuffix(".tgz.prov") { return .chartProvenance }
-            if path.hasSuffix(".tgz") { return .chartArchive }
+        if starts("/charts/") {
+            if ends("/index.yaml") { return .chartIndex }
+            if ends(".tgz.prov") { return .chartProvenance }
+            if ends(".tgz") { return .chartArchive }
             return .other
         }
-        switch path {
-        case "/healthz", "/readyz": return .health
-        case "/metrics": return .metrics
-        case "/": return .status
-        default: return path.hasPrefix("/api/") ? .status : .other
-        }
+        if equals("/healthz") || equals("/readyz") { return .health }
+        if equals("/metrics") { return .metrics }
+        if equals("/") || starts("/api/") { return .status }
+        return .other
     }
 
     var isContent: Bool {
@@ -244,9 +257,18 @@ enum RouteClass: String {
     func repository(_ path: String) -> String? {
         switch self {
         case .registryManifest, .registryBlob:
-            let rest = path.dropFirst(4)
-            guard let r = self == .registryBlob ? rest.lastRange(ofBytes: "/blobs/") : rest.lastRange(ofBytes: "/manifests/") else { return nil }
-            return String(rest[..<r.lowerBound])
+            let blob = self == .registryBlob
+            return path.utf8.withContiguousStorageIfAvailable { p -> String? in
+                guard p.count > 4 else { return nil }
+                let rest = UnsafeBufferPointer(rebasing: p[4...])
+                let at = blob ? ("/blobs/" as StaticString).withUTF8Buffer { ByteSearch.last($0, in: rest) }
+                    : ("/manifests/" as StaticString).withUTF8Buffer { ByteSearch.last($0, in: rest) }
+                return at.map { String(decoding: UnsafeBufferPointer(rebasing: rest[..<$0]), as: UTF8.self) }
+            } ?? {
+                let rest = path.dropFirst(4)
+                guard let r = blob ? rest.lastRange(ofBytes: "/blobs/") : rest.lastRange(ofBytes: "/manifests/") else { return nil }
+                return String(rest[..<r.lowerBound])
+            }()
         case .chartArchive:
             let parts = path.split(separator: "/")
             guard parts.count == 3 else { return nil }
