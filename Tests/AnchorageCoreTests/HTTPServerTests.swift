@@ -410,14 +410,21 @@ final class HTTPServerTests: XCTestCase {
         for n in 1...3 {
             let way = lone.mode
             XCTAssertEqual(way, LoopbackSendTrial.schedule[n - 1] ? .sendfile : .copy, "the trial's slot \(n - 1)")
+            let before = lone.sentBySendfile
             let r = try curl(["-s", "-o", out, "-w", "%{http_code}", "\(base)/blob"])
             XCTAssertEqual(r.stdout, "200", "\(way)")
             XCTAssertEqual(FileManager.default.contents(atPath: out), Data(blob), "\(way)")
             awaitSamples(n)
+            XCTAssertEqual(lone.sentBySendfile - before, way == .sendfile ? Int64(blob.count) : 0, "\(way)")
         }
+        // Slot 3 is sendfile: the first of two overlapping bodies began
+        // alone and goes that way; the second began beside it and is copied.
+        XCTAssertEqual(lone.mode, .sendfile)
+        let before = lone.sentBySendfile
         let a = try startBody(), b = try startBody()
         XCTAssertEqual(a.readResponse()?.body, blob)
         XCTAssertEqual(b.readResponse()?.body, blob)
+        XCTAssertEqual(lone.sentBySendfile - before, Int64(blob.count), "one of the two by sendfile")
         let r = try curl(["-s", "-o", out, "-w", "%{http_code}", "\(base)/blob"])
         XCTAssertEqual(r.stdout, "200")
         awaitSamples(4)   // the overlapping two were not samples: this lone one is the fourth

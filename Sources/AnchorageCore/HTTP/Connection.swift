@@ -385,9 +385,15 @@ final class Connection: EventHandler, @unchecked Sendable {
                 return sendCopied(file, at: offset, count: count, complete: complete)
             }
             guard context.fileBodies >= SendBufferPolicy.busyLoop else {
-                // A lone stream's way (or copy, for a body under a window).
-                return lone?.way == .sendfile ? sendfile(file, at: offset, count: count)
-                    : sendCopied(file, at: offset, count: count, complete: true)
+                // A body that began alone goes the lone streams' way; one
+                // that began beside others, with no trial of its own for
+                // that load, is copied as before the trials.
+                guard lone.map({ $0.aloneAtStart && $0.way == .sendfile }) ?? false else {
+                    return sendCopied(file, at: offset, count: count, complete: true)
+                }
+                let n = sendfile(file, at: offset, count: count)
+                if n > 0 { context.loneSend.noteSendfile(n) }
+                return n
             }
             let chooser = context.loopbackSend
             let n = chooser.mode == .sendfile ? sendfile(file, at: offset, count: count)

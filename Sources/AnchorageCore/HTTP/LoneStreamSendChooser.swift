@@ -20,7 +20,9 @@ import Synchronization
 /// (begun before it ended, or already going when it began) is not a
 /// sample: it did not measure its way alone. The trial's schedule, margin
 /// and early decision are the busy loops' (there in epochs, here in bodies);
-/// each body keeps the way it began with.
+/// a body that began alone keeps the way it began with (others joining it
+/// do not change it), and one that began beside others on a loop not yet
+/// busy is copied (`Connection.sendFromFile`).
 final class LoneStreamSendChooser: Sendable {
     /// Smaller bodies are sent the current way but not measured: their time
     /// is mostly the connection's start (at 3 GB/s 32 MiB take 11 ms).
@@ -39,12 +41,17 @@ final class LoneStreamSendChooser: Sendable {
     private let active = Atomic<Int>(0)
     private let started = Atomic<UInt64>(0)
     private let sampleCount = Atomic<Int>(0)
+    private let sendfiled = Atomic<Int64>(0)
     private let trial = Mutex(LoopbackSendTrial())
 
     var mode: LoopbackSend { LoopbackSend(rawValue: current.load(ordering: .relaxed)) ?? .copy }
 
     /// Lone bodies measured so far.
     var samples: Int { sampleCount.load(ordering: .relaxed) }
+
+    /// Bytes lone streams sent by sendfile (tests: which way went).
+    var sentBySendfile: Int64 { sendfiled.load(ordering: .relaxed) }
+    func noteSendfile(_ n: Int) { sendfiled.add(Int64(n), ordering: .relaxed) }
 
     /// Settles on `mode` as if a trial had chosen it (tests).
     func use(_ mode: LoopbackSend) {
