@@ -56,8 +56,10 @@ final class Connection: EventHandler, @unchecked Sendable {
     private var staged = 0, stagedSent = 0
     /// Plain connections: file bodies by sendfile(2), or copied (see `SendfileMode`).
     private let usesSendfile: Bool
-    /// A loopback client under `sendfile = auto`: copied, except that a busy
-    /// loop sends complete files the way `LoopbackSendChooser` measured cheaper.
+    /// A loopback client under `sendfile = auto`: complete files go the way
+    /// measured better, on a busy loop `LoopbackSendChooser`'s (cheaper), for
+    /// a body that began alone `LoneStreamSendChooser`'s (faster); the rest
+    /// is copied.
     private let loopbackAuto: Bool
     /// What `beginFileBody` counted on the loop (`fileBodies` or
     /// `localSendfileBodies`) while this body is being sent.
