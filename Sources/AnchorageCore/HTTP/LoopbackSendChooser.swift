@@ -71,7 +71,7 @@ struct LoopbackSendTrial: Equatable {
 
     struct Decision: Equatable {
         var chosen: LoopbackSend
-        /// What each way spent per byte in the trial (its samples' total over their bytes).
+        /// What each way spent per byte in the trial (the median of its samples).
         var copyCost: Double
         var sendfileCost: Double
     }

@@ -257,18 +257,14 @@ enum RouteClass: String {
     func repository(_ path: String) -> String? {
         switch self {
         case .registryManifest, .registryBlob:
-            let blob = self == .registryBlob
-            return path.utf8.withContiguousStorageIfAvailable { p -> String? in
+            let marker: StaticString = self == .registryBlob ? "/blobs/" : "/manifests/"
+            func name(_ p: UnsafeBufferPointer<UInt8>) -> String? {
                 guard p.count > 4 else { return nil }
                 let rest = UnsafeBufferPointer(rebasing: p[4...])
-                let at = blob ? ("/blobs/" as StaticString).withUTF8Buffer { ByteSearch.last($0, in: rest) }
-                    : ("/manifests/" as StaticString).withUTF8Buffer { ByteSearch.last($0, in: rest) }
-                return at.map { String(decoding: UnsafeBufferPointer(rebasing: rest[..<$0]), as: UTF8.self) }
-            } ?? {
-                let rest = path.dropFirst(4)
-                guard let r = blob ? rest.lastRange(ofBytes: "/blobs/") : rest.lastRange(ofBytes: "/manifests/") else { return nil }
-                return String(rest[..<r.lowerBound])
-            }()
+                return marker.withUTF8Buffer { ByteSearch.last($0, in: rest) }
+                    .map { String(decoding: UnsafeBufferPointer(rebasing: rest[..<$0]), as: UTF8.self) }
+            }
+            return path.utf8.withContiguousStorageIfAvailable(name) ?? Array(path.utf8).withUnsafeBufferPointer(name)
         case .chartArchive:
             let parts = path.split(separator: "/")
             guard parts.count == 3 else { return nil }
