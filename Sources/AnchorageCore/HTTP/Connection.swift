@@ -136,12 +136,15 @@ final class Connection: EventHandler, @unchecked Sendable {
                 n = recv(fd, scratch.baseAddress, scratch.count, 0)
             }
             if n > 0 {
+                let read = UnsafeRawBufferPointer(rebasing: scratch[0..<n])
                 if pending.isEmpty {
                     // A new request starts: it gets the header timeout.
                     deadline = monotonicMillis() + context.options.headerTimeoutMillis
+                    parseFresh(read)
+                } else {
+                    pending.append(contentsOf: read)
+                    parseBuffered()
                 }
-                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
-                parseBuffered()
                 if n < scratch.count && tls == nil { return }
             } else if n == 0 {
                 close()
@@ -167,6 +170,25 @@ final class Connection: EventHandler, @unchecked Sendable {
             parser.reset()
             pending.removeFirst(consumed)
             if pending.isEmpty { pending = [] }   // release capacity while handling
+            req.client = peer
+            dispatch(req)
+        }
+    }
+
+    /// A read that starts a request is parsed where it landed: a head that
+    /// came whole (the usual case) is never copied to `pending`. What the
+    /// parser did not take is kept before dispatch, which may answer at once,
+    /// reuse the scratch buffer and go on to the pipelined bytes.
+    private func parseFresh(_ read: UnsafeRawBufferPointer) {
+        switch parser.parse(read) {
+        case .needMore:
+            pending.append(contentsOf: read)
+        case .error(let e):
+            sendErrorAndClose(e.status, e.reason)
+        case .request(let consumed):
+            guard var req = parser.parsed else { return }
+            parser.reset()
+            if consumed < read.count { pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: read[consumed...])) }
             req.client = peer
             dispatch(req)
         }

@@ -17,6 +17,8 @@ public struct HTTPHeaders: Sendable, Sequence {
         fields.filter { $0.name.caseInsensitiveEquals(name) }.map(\.value)
     }
 
+    mutating func reserveCapacity(_ n: Int) { fields.reserveCapacity(n) }
+
     public mutating func add(_ name: String, _ value: String) {
         fields.append((name: name, value: value))
     }

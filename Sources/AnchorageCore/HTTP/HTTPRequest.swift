@@ -16,6 +16,17 @@ public enum HTTPMethod: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// From the request line's bytes: the common methods without a String.
+    init(_ token: UnsafeBufferPointer<UInt8>) {
+        switch token.count {
+        case 3 where asciiEquals(token, "GET"): self = .get
+        case 4 where asciiEquals(token, "HEAD"): self = .head
+        case 3 where asciiEquals(token, "PUT"): self = .put
+        case 4 where asciiEquals(token, "POST"): self = .post
+        default: self.init(String(decoding: token, as: UTF8.self))
+        }
+    }
+
     public var description: String {
         switch self {
         case .get: "GET"
@@ -63,6 +74,17 @@ public struct HTTPRequest: Sendable {
             path = target
             query = nil
         }
+        self.version = version
+        self.headers = headers
+        self.framing = framing
+    }
+
+    /// For the parser, which found the `?` while checking the target's bytes.
+    init(method: HTTPMethod, target: String, path: String, query: String?, version: HTTPVersion, headers: HTTPHeaders, framing: RequestBodyFraming) {
+        self.method = method
+        self.target = target
+        self.path = path
+        self.query = query
         self.version = version
         self.headers = headers
         self.framing = framing

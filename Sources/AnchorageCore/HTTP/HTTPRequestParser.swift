@@ -1,3 +1,5 @@
+import Glibc
+
 /// Why a request could not be parsed, with the status RFC 9110/9112 prescribe.
 public enum HTTPParseError: Error, Equatable, Sendable {
     case requestLineTooLong        // 414
@@ -117,43 +119,72 @@ public struct HTTPRequestParser: Sendable {
         }
     }
 
+    /// One pass over the head's lines, on its bytes: no line or part arrays,
+    /// and Strings only for what the request keeps (the target, the fields).
     private func parseHead(_ b: UnsafeBufferPointer<UInt8>) -> Swift.Result<HTTPRequest, HTTPParseError> {
-        // Split into lines; each must end in CRLF (a bare LF is rejected:
-        // lenient line endings are a classic request-smuggling vector).
-        var lines: [UnsafeBufferPointer<UInt8>] = []
-        var lineStart = 0
-        for j in 0..<b.count where b[j] == 10 {
-            guard j >= 1, b[j - 1] == 13 else { return .failure(.malformed("line not terminated by CRLF")) }
-            lines.append(UnsafeBufferPointer(rebasing: b[lineStart..<(j - 1)]))
-            lineStart = j + 1
+        guard let base = b.baseAddress else { return .failure(.malformed("empty request")) }
+        let n = b.count
+        // The end of the line starting at `from` (the CR's offset), or nil
+        // when no LF follows. Each line must end in CRLF (a bare LF is
+        // rejected: lenient line endings are a classic request-smuggling vector).
+        func lineEnd(_ from: Int) -> Swift.Result<Int, HTTPParseError>? {
+            guard from < n, let lf = memchr(base + from, 10, n - from) else { return nil }
+            let j = base.distance(to: lf.assumingMemoryBound(to: UInt8.self))
+            guard j >= 1, b[j - 1] == 13, j - 1 >= from else { return .failure(.malformed("line not terminated by CRLF")) }
+            return .success(j - 1)
         }
-        guard let requestLine = lines.first else { return .failure(.malformed("empty request")) }
+        guard let first = lineEnd(0) else { return .failure(.malformed("empty request")) }
+        guard case .success(let requestLineEnd) = first else {
+            if case .failure(let e) = first { return .failure(e) }
+            return .failure(.malformed("empty request"))
+        }
         // request-line = method SP request-target SP HTTP-version
-        let parts = requestLine.split(separator: 32, omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else {
-            return .failure(.malformed("malformed request line"))
+        var sp1 = -1, sp2 = -1
+        for j in 0..<requestLineEnd where b[j] == 32 {
+            if sp1 < 0 { sp1 = j } else if sp2 < 0 { sp2 = j } else { return .failure(.malformed("malformed request line")) }
         }
-        guard parts[0].allSatisfy(isTokenChar) else { return .failure(.malformed("invalid method")) }
-        let method = String(decoding: parts[0], as: UTF8.self)
-        guard parts[1].allSatisfy({ $0 > 32 && $0 < 127 }) else { return .failure(.malformed("invalid request target")) }
-        let target = String(decoding: parts[1], as: UTF8.self)
-        guard target.hasPrefix("/") || (target == "*" && method == "OPTIONS") else {
+        guard sp1 > 0, sp2 > sp1 + 1 else { return .failure(.malformed("malformed request line")) }
+        let methodBytes = UnsafeBufferPointer(rebasing: b[0..<sp1])
+        guard methodBytes.allSatisfy(isTokenChar) else { return .failure(.malformed("invalid method")) }
+        let targetBytes = UnsafeBufferPointer(rebasing: b[(sp1 + 1)..<sp2])
+        var query = -1
+        for j in 0..<targetBytes.count {
+            let c = targetBytes[j]
+            guard c > 32 && c < 127 else { return .failure(.malformed("invalid request target")) }
+            if c == UInt8(ascii: "?") && query < 0 { query = j }
+        }
+        let method = HTTPMethod(methodBytes)
+        guard targetBytes[0] == UInt8(ascii: "/") || (targetBytes.count == 1 && targetBytes[0] == UInt8(ascii: "*") && method == .options) else {
             return .failure(.malformed("request target must be origin-form"))
         }
+        let versionBytes = UnsafeBufferPointer(rebasing: b[(sp2 + 1)..<requestLineEnd])
         let version: HTTPVersion
-        switch String(decoding: parts[2], as: UTF8.self) {
-        case "HTTP/1.1": version = .http11
-        case "HTTP/1.0": version = .http10
-        default:
-            if parts[2].starts(with: Array("HTTP/".utf8)) { return .failure(.unsupportedVersion) }
+        if asciiEquals(versionBytes, "HTTP/1.1") {
+            version = .http11
+        } else if asciiEquals(versionBytes, "HTTP/1.0") {
+            version = .http10
+        } else if versionBytes.starts(with: "HTTP/".utf8) {
+            return .failure(.unsupportedVersion)
+        } else {
             return .failure(.malformed("invalid HTTP version"))
         }
         var headers = HTTPHeaders()
+        headers.reserveCapacity(8)
         // Fields checked below, counted here in the one pass over the names.
         var hosts = 0, framed = false
-        // The last "line" is the empty one ending the head.
-        for line in lines.dropFirst() where !line.isEmpty {
+        var lineStart = requestLineEnd + 2
+        while true {
+            guard let next = lineEnd(lineStart) else { break }
+            let end: Int
+            switch next {
+            case .success(let e): end = e
+            case .failure(let e): return .failure(e)
+            }
+            defer { lineStart = end + 2 }
+            // The empty line ending the head.
+            if end == lineStart { break }
             if headers.count >= limits.maxHeaderFields { return .failure(.tooManyHeaders) }
+            let line = UnsafeBufferPointer(rebasing: b[lineStart..<end])
             if line[0] == 32 || line[0] == 9 { return .failure(.malformed("obsolete line folding")) }
             guard let colon = line.firstIndex(of: 58) else { return .failure(.malformed("header without colon")) }
             let name = UnsafeBufferPointer(rebasing: line[..<colon])
@@ -179,7 +210,10 @@ public struct HTTPRequestParser: Sendable {
         }
         switch framed ? framing(headers) : .success(.none) {
         case .success(let f):
-            return .success(HTTPRequest(method: HTTPMethod(method), target: target, version: version, headers: headers, framing: f))
+            let target = String(decoding: targetBytes, as: UTF8.self)
+            let path = query < 0 ? target : String(decoding: UnsafeBufferPointer(rebasing: targetBytes[..<query]), as: UTF8.self)
+            let q = query < 0 ? nil : String(decoding: UnsafeBufferPointer(rebasing: targetBytes[(query + 1)...]), as: UTF8.self)
+            return .success(HTTPRequest(method: method, target: target, path: path, query: q, version: version, headers: headers, framing: f))
         case .failure(let e):
             return .failure(e)
         }
@@ -204,6 +238,12 @@ public struct HTTPRequestParser: Sendable {
         }
         return .success(n == 0 ? .none : .contentLength(n))
     }
+}
+
+/// `bytes` equals `text` exactly.
+@inline(__always)
+func asciiEquals(_ bytes: UnsafeBufferPointer<UInt8>, _ text: StaticString) -> Bool {
+    bytes.count == text.utf8CodeUnitCount && text.withUTF8Buffer { bytes.elementsEqual($0) }
 }
 
 /// `bytes` equals `lower` (lowercase ASCII) ignoring ASCII case.

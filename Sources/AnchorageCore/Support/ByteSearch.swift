@@ -18,8 +18,9 @@ extension StringProtocol {
 
     /// Whether the string ends with `suffix`, compared byte for byte.
     func hasSuffixBytes(_ suffix: StaticString) -> Bool {
-        guard let r = lastRange(ofBytes: suffix) else { return false }
-        return r.upperBound == endIndex
+        let u = utf8, n = suffix.utf8CodeUnitCount
+        guard u.count >= n else { return false }
+        return suffix.withUTF8Buffer { u.suffix(n).elementsEqual($0) }
     }
 
     /// Whether `needle` occurs, compared byte for byte.
