@@ -8,7 +8,19 @@ final class HotBlobs: Sendable {
     struct Entry {
         let bytes: [UInt8]
         let mediaType: String
+        /// The digest as text and quoted (its ETag), made once per entry
+        /// rather than per hit.
+        let digestText: String
+        let etag: String
         var lastUse: UInt64
+    }
+
+    /// What a hit returns.
+    struct Hit {
+        let bytes: [UInt8]
+        let mediaType: String
+        let digestText: String
+        let etag: String
     }
 
     static let maxEntryBytes = 64 * 1024
@@ -28,12 +40,13 @@ final class HotBlobs: Sendable {
 
     var count: Int { state.withLock { $0.entries.count } }
 
-    func get(_ d: Digest) -> (bytes: [UInt8], mediaType: String)? {
+    func get(_ d: Digest) -> Hit? {
         state.withLock { s in
             guard let i = s.entries.index(forKey: d) else { return nil }   // one lookup per hit
             s.clock &+= 1
             s.entries.values[i].lastUse = s.clock
-            return (s.entries.values[i].bytes, s.entries.values[i].mediaType)
+            let e = s.entries.values[i]
+            return Hit(bytes: e.bytes, mediaType: e.mediaType, digestText: e.digestText, etag: e.etag)
         }
     }
 
@@ -42,10 +55,11 @@ final class HotBlobs: Sendable {
     func put(_ d: Digest, _ bytes: [UInt8], mediaType: String) -> Bool {
         guard Hasher.digest(bytes, d.algorithm) == d else { return false }
         guard bytes.count <= HotBlobs.maxEntryBytes, bytes.count <= budget else { return true }
+        let text = d.description
         state.withLock { s in
             if let old = s.entries[d] { s.total -= old.bytes.count }
             s.clock &+= 1
-            s.entries[d] = Entry(bytes: bytes, mediaType: mediaType, lastUse: s.clock)
+            s.entries[d] = Entry(bytes: bytes, mediaType: mediaType, digestText: text, etag: d.etag, lastUse: s.clock)
             s.total += bytes.count
             while s.total > budget, let victim = s.entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
                 s.total -= victim.value.bytes.count

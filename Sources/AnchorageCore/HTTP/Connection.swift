@@ -225,10 +225,17 @@ final class Connection: EventHandler, @unchecked Sendable {
         let r = ResponseFinalizer.finalize(response, for: req)
         if r.closeConnection { keepAlive = false }
         out = Outgoing()
-        out.head = ResponseFinalizer.headBytes(r, keepAlive: keepAlive, version: req.version, date: context.dates.now)
+        let sendsBody = req.method != .head && !r.status.forbidsBody
+        var inline = 0
+        switch r.body {
+        case .bytes(let b) where sendsBody: inline = b.count
+        case .file(_, _, let length) where sendsBody && length <= Connection.inlineFileLimit: inline = Int(length)
+        default: break
+        }
+        out.head = ResponseFinalizer.headBytes(r, keepAlive: keepAlive, version: req.version, date: context.dates.now, reserving: inline)
         out.status = r.status.code
         out.cacheStatus = r.cacheStatus
-        if req.method != .head && !r.status.forbidsBody {
+        if sendsBody {
             if case .lengthOnly = r.body {
                 // A handler bug: a GET answered without a body. Never send a
                 // length we cannot fill on a connection we would reuse.

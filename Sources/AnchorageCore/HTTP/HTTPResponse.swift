@@ -83,6 +83,9 @@ public struct HTTPResponse: Sendable {
     public var cacheStatus: CacheResult?
     /// Close the connection after this response (errors that desynchronise).
     public var closeConnection = false
+    /// Write `Accept-Ranges: bytes` (set by `ResponseFinalizer`; a flag
+    /// rather than a field, so a hit's header array is not copied to add it).
+    var acceptsRanges = false
 
     public init(status: HTTPStatus, headers: HTTPHeaders = HTTPHeaders(), body: HTTPBody = .empty, cacheStatus: CacheResult? = nil) {
         self.status = status

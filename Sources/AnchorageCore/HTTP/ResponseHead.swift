@@ -18,7 +18,7 @@ enum ResponseFinalizer {
             r.headers.remove("Content-Type")
             return r
         }
-        r.headers.set("Accept-Ranges", "bytes")
+        r.acceptsRanges = true
         guard ConditionalRequest.ifRangeHolds(request.headers["If-Range"], etag: etag) else { return r }
         let length = r.body.length
         switch ByteRangeRequest.parse(request.headers["Range"], length: length) {
@@ -38,49 +38,96 @@ enum ResponseFinalizer {
 
     /// Serialises the status line and fields. Content-Length always comes
     /// from the body so a handler cannot send a lying length.
-    static func headBytes(_ r: HTTPResponse, keepAlive: Bool, version: HTTPVersion, date: String) -> [UInt8] {
-        // Built as bytes: string concatenation cost more than the send.
-        var b: [UInt8] = []
-        b.reserveCapacity(512)
-        func put(_ s: String) { b.append(contentsOf: s.utf8) }
-        func put(_ s: StaticString) { s.withUTF8Buffer { b.append(contentsOf: $0) } }
-        func put(_ v: Int64) {
-            if v >= 10 { put(v / 10) }
-            b.append(UInt8(48 + v % 10))
-        }
-        put("HTTP/1.1 ")
-        put(Int64(r.status.code))
-        put(" ")
-        put(r.status.reason)
-        put("\r\n")
-        for f in r.headers {
-            // Both are the server's to write; the length check spares most
-            // fields the comparison.
-            switch f.name.utf8.count {
-            case 14 where f.name.caseInsensitiveEquals("Content-Length"): continue
-            case 10 where f.name.caseInsensitiveEquals("Connection"): continue
-            default: break
+    /// `reserving` leaves room for a body the caller appends (one allocation
+    /// for head and a small body).
+    static func headBytes(_ r: HTTPResponse, keepAlive: Bool, version: HTTPVersion, date: String, reserving extra: Int = 0) -> [UInt8] {
+        // Sized first, then written with memcpy: appending each String's
+        // UTF-8 view to a growing array was 2.8% of a manifest hit's samples.
+        let connection: StaticString? = !keepAlive ? "Connection: close\r\n" : version == .http10 ? "Connection: keep-alive\r\n" : nil
+        // 128 covers the fixed text (81 bytes with a 19-digit length).
+        var size = 128 + r.status.reason.utf8.count + date.utf8.count + (connection?.utf8CodeUnitCount ?? 0)
+        let ranges = r.acceptsRanges
+        for f in r.headers where !serverOwned(f.name, ranges) { size += f.name.utf8.count + f.value.utf8.count + 4 }
+        return [UInt8](unsafeUninitializedCapacity: size + max(0, extra)) { buffer, count in
+            var w = HeadWriter(buffer)
+            w.put("HTTP/1.1 ")
+            w.put(Int64(r.status.code))
+            w.put(" ")
+            w.put(string: r.status.reason)
+            w.put("\r\n")
+            for f in r.headers where !serverOwned(f.name, ranges) {
+                w.put(string: f.name)
+                w.put(": ")
+                w.put(string: f.value)
+                w.put("\r\n")
             }
-            put(f.name)
-            put(": ")
-            put(f.value)
-            put("\r\n")
+            if ranges { w.put("Accept-Ranges: bytes\r\n") }
+            if !r.status.forbidsBody {
+                w.put("Content-Length: ")
+                w.put(max(0, r.body.length))
+                w.put("\r\n")
+            }
+            w.put("Date: ")
+            w.put(string: date)
+            w.put("\r\nServer: anchorage\r\n")
+            if let connection { w.put(connection) }
+            w.put("\r\n")
+            count = w.count
         }
-        if !r.status.forbidsBody {
-            put("Content-Length: ")
-            put(max(0, r.body.length))
-            put("\r\n")
+    }
+
+    /// Fields the server writes itself; the length check spares most fields
+    /// the comparison.
+    @inline(__always)
+    private static func serverOwned(_ name: String, _ ranges: Bool) -> Bool {
+        switch name.utf8.count {
+        case 14: name.caseInsensitiveEquals("Content-Length")
+        case 10: name.caseInsensitiveEquals("Connection")
+        case 13: ranges && name.caseInsensitiveEquals("Accept-Ranges")
+        default: false
         }
-        put("Date: ")
-        put(date)
-        put("\r\nServer: anchorage\r\n")
-        if !keepAlive {
-            put("Connection: close\r\n")
-        } else if version == .http10 {
-            put("Connection: keep-alive\r\n")
+    }
+}
+
+/// Writes a response head into memory sized beforehand (a value with
+/// mutating methods: no captured variables, so no dynamic exclusivity checks).
+private struct HeadWriter {
+    let buffer: UnsafeMutableBufferPointer<UInt8>
+    private(set) var count = 0
+
+    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
+
+    mutating func put(string s: String) {
+        let n = s.utf8.count
+        guard n > 0, count + n <= buffer.count, let base = buffer.baseAddress else { return }
+        let dst = base + count
+        if s.utf8.withContiguousStorageIfAvailable({ (src: UnsafeBufferPointer<UInt8>) -> Void in
+            if let from = src.baseAddress { dst.update(from: from, count: src.count) }
+        }) == nil {
+            for (i, c) in s.utf8.enumerated() { dst[i] = c }
         }
-        put("\r\n")
-        return b
+        count += n
+    }
+
+    mutating func put(_ s: StaticString) {
+        let n = s.utf8CodeUnitCount
+        guard count + n <= buffer.count, let base = buffer.baseAddress else { return }
+        (base + count).update(from: s.utf8Start, count: n)
+        count += n
+    }
+
+    mutating func put(_ v: Int64) {
+        // Lengths and status codes: never negative, at most 19 digits.
+        var rest = UInt64(clamping: v)
+        var digits = 1
+        while rest >= 10 { rest /= 10; digits += 1 }
+        guard count + digits <= buffer.count else { return }
+        rest = UInt64(clamping: v)
+        for i in stride(from: count + digits - 1, through: count, by: -1) {
+            buffer[i] = UInt8(48 + rest % 10)
+            rest /= 10
+        }
+        count += digits
     }
 }
 

@@ -62,7 +62,7 @@ public final class Counters: Sendable {
         let content = r.cache.flatMap { c in route.isContent && c != .error ? c : nil }
         let minute = content == nil ? 0 : time(nil) / 60
         shards[r.loop & (shards.count - 1)].totals.withLock { t in
-            t.requests[RouteStatus(route: route, status: r.status), default: 0] += 1
+            t.requests.add(RouteStatus(route: route, status: r.status))
             guard let result = content else { return }
             t.byResult[result.index].add(bytes: r.bytes)
             if r.headMicros > 0 { t.ttfb[result.isCached ? 0 : 1].observe(Double(r.headMicros) / 1e6) }
@@ -84,7 +84,7 @@ public final class Counters: Sendable {
     func renderResponses(into out: inout String) {
         let t = responses
         PrometheusText.counter(&out, "anchorage_http_requests_total", "HTTP responses by route and status.",
-                               t.requests.map { ([("route", $0.key.route.rawValue), ("status", String($0.key.status))], $0.value) })
+                               t.requests.entries.map { ([("route", $0.key.route.rawValue), ("status", String($0.key.status))], $0.count) })
         let results = CacheResult.allCases.filter { t.byResult[$0.index].requests > 0 }
         var bySource: [String: Int64] = [:]
         for result in results { bySource[result.source, default: 0] += t.byResult[result.index].bytes }
@@ -107,6 +107,30 @@ struct RouteStatus: Hashable {
     let status: Int
 }
 
+/// Responses by route and status: a short list searched from the entry
+/// used last (a shard sees a handful of pairs; hashing the pair for a
+/// dictionary was ~1% of a manifest hit's samples).
+struct RouteStatusCounts {
+    private(set) var entries: [(key: RouteStatus, count: Int64)] = []
+    private var last = 0
+
+    mutating func add(_ key: RouteStatus, _ n: Int64 = 1) {
+        if last < entries.count, entries[last].key == key {
+            entries[last].count += n
+        } else if let i = entries.firstIndex(where: { $0.key == key }) {
+            last = i
+            entries[i].count += n
+        } else {
+            last = entries.count
+            entries.append((key, n))
+        }
+    }
+
+    mutating func merge(_ o: RouteStatusCounts) {
+        for e in o.entries { add(e.key, e.count) }
+    }
+}
+
 struct ResultTotals {
     var requests: Int64 = 0
     var bytes: Int64 = 0
@@ -115,14 +139,23 @@ struct ResultTotals {
 
 /// The per-response metrics as one value (see `Counters.responses`).
 struct ResponseTotals {
-    var requests: [RouteStatus: Int64] = [:]
+    var requests = RouteStatusCounts()
     /// By `CacheResult.index` (an array: no hashing per response).
     var byResult = [ResultTotals](repeating: ResultTotals(), count: CacheResult.allCases.count)
     /// Time to first byte of content responses: [0] cached, [1] not.
     var ttfb = [Histogram](repeating: Histogram(buckets: Histogram.ttfbBuckets), count: 2)
     /// Per-minute (hits, content requests) for the last hour's hit ratio.
     var minutes: [(minute: Int, hits: Int64, total: Int64)] = []
-    var repositories: [String: Counters.RepoUse] = [:]
+    /// Pulls and bytes by repository, with the repository counted last
+    /// kept aside until another comes (a pull's requests name one
+    /// repository in a row; hashing its name per response was ~1%).
+    var repositories: [String: Counters.RepoUse] {
+        var all = settled
+        if let recent { Self.add(recent.use, to: recent.repo, in: &all) }
+        return all
+    }
+    private var settled: [String: Counters.RepoUse] = [:]
+    private var recent: (repo: String, use: Counters.RepoUse)?
 
     mutating func countMinute(_ minute: Int, hit: Bool) {
         if let last = minutes.last, last.minute == minute {
@@ -136,7 +169,7 @@ struct ResponseTotals {
 
     /// Adds another shard's totals.
     mutating func merge(_ o: ResponseTotals) {
-        requests.merge(o.requests, uniquingKeysWith: +)
+        requests.merge(o.requests)
         for i in byResult.indices {
             byResult[i].requests += o.byResult[i].requests
             byResult[i].bytes += o.byResult[i].bytes
@@ -151,16 +184,30 @@ struct ResponseTotals {
             }
         }
         minutes.sort { $0.minute < $1.minute }
-        for (repo, use) in o.repositories where repositories[repo] != nil || repositories.count < 10_000 {
-            repositories[repo, default: Counters.RepoUse()].pulls += use.pulls
-            repositories[repo, default: Counters.RepoUse()].bytes += use.bytes
-        }
+        settle()
+        for (repo, use) in o.repositories { Self.add(use, to: repo, in: &settled) }
     }
 
     mutating func use(_ repo: String, pull: Bool, bytes: Int64) {
-        guard repositories[repo] != nil || repositories.count < 10_000 else { return }
-        if pull { repositories[repo, default: Counters.RepoUse()].pulls += 1 }
-        repositories[repo, default: Counters.RepoUse()].bytes += bytes
+        if recent?.repo != repo {
+            settle()
+            recent = (repo, Counters.RepoUse())
+        }
+        if pull { recent?.use.pulls += 1 }
+        recent?.use.bytes += bytes
+    }
+
+    private mutating func settle() {
+        guard let r = recent else { return }
+        Self.add(r.use, to: r.repo, in: &settled)
+        recent = nil
+    }
+
+    /// At most 10,000 repositories are counted.
+    private static func add(_ use: Counters.RepoUse, to repo: String, in table: inout [String: Counters.RepoUse]) {
+        guard table[repo] != nil || table.count < 10_000 else { return }
+        table[repo, default: Counters.RepoUse()].pulls += use.pulls
+        table[repo, default: Counters.RepoUse()].bytes += use.bytes
     }
 }
 

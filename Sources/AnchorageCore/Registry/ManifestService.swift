@@ -236,7 +236,7 @@ final class ManifestService: Sendable {
     private func cachedResponse(_ d: Digest, mediaType: String?, cache: CacheResult) -> HTTPResponse? {
         if let m = hot.get(d) {
             store.touch(d)
-            return response(body: .bytes(m.bytes), digest: d, mediaType: mediaType ?? m.mediaType, cache: cache)
+            return response(body: .bytes(m.bytes), digest: (m.digestText, m.etag), mediaType: mediaType ?? m.mediaType, cache: cache)
         }
         guard let f = store.open(d) else { return nil }
         guard let bytes = f.readAll(limit: HotBlobs.maxEntryBytes) else {
@@ -255,9 +255,15 @@ final class ManifestService: Sendable {
     }
 
     private func response(body: HTTPBody, digest: Digest, mediaType: String, cache: CacheResult) -> HTTPResponse {
+        response(body: body, digest: (digest.description, digest.etag), mediaType: mediaType, cache: cache)
+    }
+
+    /// `digest` as text and quoted: a hot entry keeps both made.
+    private func response(body: HTTPBody, digest: (text: String, etag: String), mediaType: String, cache: CacheResult) -> HTTPResponse {
         var h = HTTPHeaders()
+        h.reserveCapacity(5)
         h.add("Content-Type", mediaType)
-        h.add("Docker-Content-Digest", digest.description)
+        h.add("Docker-Content-Digest", digest.text)
         h.add("ETag", digest.etag)
         h.add("Docker-Distribution-API-Version", "registry/2.0")
         h.add("X-Anchorage-Cache", cache.headerValue)
