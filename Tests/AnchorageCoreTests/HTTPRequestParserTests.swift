@@ -163,6 +163,30 @@ final class HTTPRequestParserTests: XCTestCase {
         guard case .request = parse("\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n").0 else { return XCTFail() }
     }
 
+    /// The method, version, path and query come from the line's bytes.
+    func testRequestLineFromBytes() {
+        for (method, want) in [("GET", HTTPMethod.get), ("HEAD", .head), ("PUT", .put), ("POST", .post), ("PATCH", .patch),
+                               ("DELETE", .delete), ("get", .other("get")), ("GETX", .other("GETX")), ("OPTIONS", .options)] {
+            XCTAssertEqual(parse("\(method) / HTTP/1.1\r\nHost: x\r\n\r\n").1?.method, want, method)
+        }
+        let (_, req) = parse("GET /a?b=c?d HTTP/1.0\r\n\r\n")
+        XCTAssertEqual(req?.target, "/a?b=c?d")
+        XCTAssertEqual(req?.path, "/a")
+        XCTAssertEqual(req?.query, "b=c?d")
+        XCTAssertEqual(req?.version, .http10)
+        let (_, bare) = parse("GET /a? HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(bare?.path, "/a")
+        XCTAssertEqual(bare?.query, "")
+        let (_, plain) = parse("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(plain?.path, "/v2/")
+        XCTAssertNil(plain?.query)
+        XCTAssertEqual(parse("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").1?.path, "*")
+        XCTAssertEqual(parse("GET * HTTP/1.1\r\nHost: x\r\n\r\n").0.errorStatus, 400)
+        XCTAssertEqual(parse("GET / HTTP/1.1 \r\nHost: x\r\n\r\n").0.errorStatus, 400)
+        XCTAssertEqual(parse("GET / HTTP/2.0\r\nHost: x\r\n\r\n").0.errorStatus, 505)
+        XCTAssertEqual(parse("GET /\r\nHost: x\r\n\r\n").0.errorStatus, 400)
+    }
+
     func testQueryDecoding() {
         let (_, req) = parse("GET /v2/x/tags/list?n=10&last=a%2Bb&ns=ghcr.io HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertEqual(req?.queryValue("n"), "10")

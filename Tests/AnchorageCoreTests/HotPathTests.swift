@@ -23,6 +23,67 @@ final class HotPathTests: XCTestCase {
         XCTAssertNotNil("/v2/é/blobs/".lastRange(ofBytes: "/blobs/"))
     }
 
+    /// The registry router's slicing on bytes: the same routes and errors as
+    /// the grammar says, for the paths a client sends and hostile ones.
+    func testRegistryRouterOnBytes() throws {
+        let config = try Config.parse("", file: "x")
+        let client = CurlClient()
+        func upstream(_ name: String, _ url: String) -> RegistryUpstream {
+            RegistryUpstream(config: RegistryConfig(name: name, url: url, isDefault: false), upstream: config.upstream, client: client, counters: Counters())
+        }
+        let hub = upstream("docker.io", "https://registry-1.docker.io"), ghcr = upstream("ghcr.io", "https://ghcr.io")
+        let router = RegistryRouter(upstreams: ["docker.io": hub, "ghcr.io": ghcr], defaultUpstream: hub)
+        let digest = "sha256:" + String(repeating: "ab", count: 32)
+        func route(_ path: String, ns: String? = nil) -> String {
+            switch router.route(path: path, ns: ns) {
+            case .success(let (u, r)):
+                switch r {
+                case .base: return "\(u.name) base"
+                case .tags(let n): return "\(u.name) tags \(n)"
+                case .manifest(let n, let ref): return "\(u.name) manifest \(n) \(ref)"
+                case .blob(let n, let d): return "\(u.name) blob \(n) \(d)"
+                }
+            case .failure(let e): return "error \(e.status.code) \(e.message)"
+            }
+        }
+        XCTAssertEqual(route("/v2"), "docker.io base")
+        XCTAssertEqual(route("/v2/"), "docker.io base")
+        XCTAssertEqual(route("/v2/alpine/manifests/3.20"), "docker.io manifest library/alpine 3.20")
+        XCTAssertEqual(route("/v2/ghcr.io/o/r/manifests/\(digest)"), "ghcr.io manifest o/r \(digest)")
+        XCTAssertEqual(route("/v2/o/r/blobs/\(digest)", ns: "ghcr.io"), "ghcr.io blob o/r \(digest)")
+        XCTAssertEqual(route("/v2/ghcr.io/o/r/blobs/\(digest)", ns: "ghcr.io"), "ghcr.io blob ghcr.io/o/r \(digest)")
+        XCTAssertEqual(route("/v2/O/r/blobs/\(digest)"), "error 400 invalid repository name")
+        XCTAssertEqual(route("/v2/a/b/tags/list"), "docker.io tags a/b")
+        XCTAssertEqual(route("/v2/a/manifests/b/manifests/v1"), "docker.io manifest a/manifests/b v1")
+        XCTAssertEqual(route("/v2/a/blobs/uploads/"), "error 405 uploads are not supported: this is a read-only pull-through mirror")
+        XCTAssertEqual(route("/v2/a/blobs/sha256:00"), "error 400 invalid digest")
+        XCTAssertEqual(route("/v2/a/manifests/bad:tag"), "error 400 invalid digest")
+        XCTAssertEqual(route("/v2/a/manifests/-x"), "error 400 invalid tag")
+        XCTAssertEqual(route("/v2/../manifests/x"), "error 400 invalid repository name")
+        XCTAssertEqual(route("/v2//tags/list"), "error 400 invalid repository name")
+        XCTAssertEqual(route("/v2/é/manifests/x"), "error 400 invalid repository name")
+        XCTAssertEqual(route("/v2/a/other"), "error 404 unknown registry endpoint")
+        XCTAssertEqual(route("/v2/a/manifests/x", ns: "quay.io").prefix(36), "error 404 unknown upstream ns=quay.i")
+        XCTAssertEqual(route("/v3/a/manifests/x"), "error 404 not a registry path")
+    }
+
+    /// The head is written into memory sized beforehand: every field, the
+    /// server's own fields once, the largest length, room for a body.
+    func testHeadBytes() {
+        var r = HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "text/é"), ("content-length", "5"), ("accept-ranges", "none"), ("Connection", "x")]),
+                             body: .lengthOnly(Int64.max))
+        func head(_ r: HTTPResponse, keepAlive: Bool = true, version: HTTPVersion = .http11, reserving: Int = 0) -> String {
+            String(decoding: ResponseFinalizer.headBytes(r, keepAlive: keepAlive, version: version, date: "D", reserving: reserving), as: UTF8.self)
+        }
+        XCTAssertEqual(head(r), "HTTP/1.1 200 OK\r\nContent-Type: text/é\r\naccept-ranges: none\r\nContent-Length: 9223372036854775807\r\nDate: D\r\nServer: anchorage\r\n\r\n")
+        r.acceptsRanges = true
+        XCTAssertEqual(head(r, keepAlive: false, reserving: 1 << 16), "HTTP/1.1 200 OK\r\nContent-Type: text/é\r\nAccept-Ranges: bytes\r\nContent-Length: 9223372036854775807\r\nDate: D\r\nServer: anchorage\r\nConnection: close\r\n\r\n")
+        XCTAssertEqual(head(HTTPResponse(status: .notModified), version: .http10), "HTTP/1.1 304 Not Modified\r\nDate: D\r\nServer: anchorage\r\nConnection: keep-alive\r\n\r\n")
+        let long = String(repeating: "v", count: 70_000)
+        XCTAssertEqual(head(HTTPResponse(status: .ok, headers: HTTPHeaders([("X", long)]), body: .bytes([1, 2]))),
+                       "HTTP/1.1 200 OK\r\nX: \(long)\r\nContent-Length: 2\r\nDate: D\r\nServer: anchorage\r\n\r\n")
+    }
+
     /// The metrics' route classes and repositories, read on the path's bytes.
     func testRouteClassAndRepository() {
         let cases: [(String, RouteClass, String?)] = [

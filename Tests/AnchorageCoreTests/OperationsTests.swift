@@ -150,4 +150,39 @@ final class CountersTests: XCTestCase {
         XCTAssertEqual(c.repositories["library/alpine"]?.pulls, 10)
         XCTAssertEqual(c.repositories["library/alpine"]?.bytes, 1000)
     }
+
+    /// A shard keeps the last repository's use aside: interleaved
+    /// repositories, statuses and loops still add up exactly, and at most
+    /// 10,000 repositories are counted.
+    func testRepositoriesAndStatusesAddUpWhenInterleaved() {
+        let c = Counters()
+        let paths = ["/v2/a/manifests/1", "/v2/a/blobs/sha256:00", "/v2/b/manifests/1", "/v2/a/manifests/2", "/v2/b/blobs/x", "/charts/r/nginx-1.2.3.tgz", "/healthz"]
+        for i in 0..<70 {
+            var r = AccessRecord(method: "GET", path: paths[i % paths.count], status: i % 5 == 0 ? 404 : 200, bytes: 10,
+                                 micros: 5, headMicros: 4, cache: i % 5 == 0 ? .error : .hit)
+            r.loop = i % 3
+            c.record(r)
+        }
+        // Per path 10 records, 2 of them 404 errors (i % 5 == 0 falls on each residue twice).
+        XCTAssertEqual(c.repositories["a"]?.pulls, 16)
+        XCTAssertEqual(c.repositories["a"]?.bytes, 240)
+        XCTAssertEqual(c.repositories["b"]?.pulls, 8)
+        XCTAssertEqual(c.repositories["b"]?.bytes, 160)
+        XCTAssertEqual(c.repositories["charts/r/nginx"]?.pulls, 8)
+        XCTAssertEqual(c.repositories.count, 3)
+        var text = ""
+        c.renderResponses(into: &text)
+        XCTAssertTrue(text.contains(#"anchorage_http_requests_total{route="registry_manifest",status="200"} 24"#), text)
+        XCTAssertTrue(text.contains(#"anchorage_http_requests_total{route="registry_manifest",status="404"} 6"#), text)
+        XCTAssertTrue(text.contains(#"anchorage_http_requests_total{route="health",status="200"} 8"#), text)
+        XCTAssertTrue(text.contains(#"anchorage_http_requests_total{route="registry_blob",status="404"} 4"#), text)
+
+        let many = Counters()
+        for i in 0..<10_005 {
+            many.record(AccessRecord(method: "GET", path: "/v2/r\(i)/manifests/1", status: 200, bytes: 1, micros: 1, headMicros: 1, cache: .hit))
+        }
+        many.record(AccessRecord(method: "GET", path: "/v2/r0/manifests/1", status: 200, bytes: 1, micros: 1, headMicros: 1, cache: .hit))
+        XCTAssertEqual(many.repositories.count, 10_000)
+        XCTAssertEqual(many.repositories["r0"]?.pulls, 2)
+    }
 }
