@@ -11,17 +11,19 @@ enum ResponseFinalizer {
         case .empty: return r
         default: break
         }
-        let etag = r.headers["ETag"]
-        if let etag, ConditionalRequest.noneMatch(request.headers["If-None-Match"], etag: etag) {
+        // The ETag is looked up only for a request that asks about it.
+        if let ifNoneMatch = request.headers["If-None-Match"], let etag = r.headers["ETag"],
+           ConditionalRequest.noneMatch(ifNoneMatch, etag: etag) {
             r.status = .notModified
             r.body = .empty
             r.headers.remove("Content-Type")
             return r
         }
         r.acceptsRanges = true
-        guard ConditionalRequest.ifRangeHolds(request.headers["If-Range"], etag: etag) else { return r }
+        guard let range = request.headers["Range"] else { return r }
+        guard ConditionalRequest.ifRangeHolds(request.headers["If-Range"], etag: r.headers["ETag"]) else { return r }
         let length = r.body.length
-        switch ByteRangeRequest.parse(request.headers["Range"], length: length) {
+        switch ByteRangeRequest.parse(range, length: length) {
         case .none:
             break
         case .satisfiable(let start, let count):
