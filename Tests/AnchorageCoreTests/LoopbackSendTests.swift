@@ -57,12 +57,35 @@ final class LoopbackSendTests: XCTestCase {
         XCTAssertEqual(t.state, .settled(.sendfile, samplesLeft: Trial.settleSamples))
     }
 
+    /// A trial after the first: settled on `incumbent`, its settled samples
+    /// passed, the next sample starts the trial.
+    private func laterTrial(_ incumbent: LoopbackSend) -> Trial {
+        var t = Trial(settledOn: incumbent)
+        for _ in 0...Trial.settleSamples { _ = t.record(epoch(1_000_000_000, 100)) }
+        XCTAssertEqual(t.state, .trying(incumbent: incumbent, slot: 0, incumbentSide: .init(), challengerSide: .init()))
+        return t
+    }
+
     func testIncumbentStaysUnlessTheChallengerIsCheaperByTheMargin() {
-        var t = Trial()
+        var t = laterTrial(.copy)
         let (d, epochs) = runTrial(&t) { $0 == .sendfile ? 95 : 100 }
         XCTAssertEqual(d?.chosen, .copy, "5% is inside the margin")
         XCTAssertEqual(epochs, Trial.schedule.count)
         XCTAssertEqual(t.mode, .copy)
+        var s = laterTrial(.sendfile)
+        XCTAssertEqual(runTrial(&s) { $0 == .copy ? 95 : 100 }.decision?.chosen, .sendfile, "either way round")
+    }
+
+    /// A fresh chooser's first trial has no chosen way to keep: the cheaper
+    /// way wins by any amount, and only later trials need the margin.
+    func testTheFirstTrialTakesTheCheaperWayWithoutTheMargin() {
+        var t = Trial()
+        let (d, epochs) = runTrial(&t) { $0 == .sendfile ? 92 : 100 }
+        XCTAssertEqual(epochs, Trial.schedule.count)
+        XCTAssertEqual(d?.chosen, .sendfile, "8% cheaper (row 5 in session 21: 861 against 936)")
+        XCTAssertTrue(t.decided)
+        var level = Trial()
+        XCTAssertEqual(runTrial(&level) { _ in 100 }.decision?.chosen, .copy, "a tie keeps the schedule's incumbent")
     }
 
     /// A first half (challenger, incumbent, incumbent, challenger) that
@@ -96,7 +119,7 @@ final class LoopbackSendTests: XCTestCase {
     /// outlier does not carry a side (the median), where the old totals
     /// switched to sendfile here.
     func testAnOutlierNeitherEndsATrialEarlyNorCarriesIt() {
-        var t = Trial()
+        var t = laterTrial(.copy)
         var n = 0
         var d: Trial.Decision?
         // sendfile 95 but 170 in its first sample; copy 100 but 300 once, late.

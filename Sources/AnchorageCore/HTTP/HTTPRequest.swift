@@ -65,21 +65,15 @@ public struct HTTPRequest: Sendable {
     public var client: PeerAddress?
 
     public init(method: HTTPMethod, target: String, version: HTTPVersion = .http11, headers: HTTPHeaders = HTTPHeaders(), framing: RequestBodyFraming = .none) {
-        self.method = method
-        self.target = target
+        var path = target, query: String?
         if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             path = String(target[..<q])
             query = String(target[target.index(after: q)...])
-        } else {
-            path = target
-            query = nil
         }
-        self.version = version
-        self.headers = headers
-        self.framing = framing
+        self.init(method: method, target: target, path: path, query: query, version: version, headers: headers, framing: framing)
     }
 
-    /// For the parser, which found the `?` while checking the target's bytes.
+    /// The parser's: it found the `?` while checking the target's bytes.
     init(method: HTTPMethod, target: String, path: String, query: String?, version: HTTPVersion, headers: HTTPHeaders, framing: RequestBodyFraming) {
         self.method = method
         self.target = target
