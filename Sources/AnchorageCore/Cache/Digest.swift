@@ -14,7 +14,7 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
     public init?(_ s: some StringProtocol) {
         // Checked on the bytes (the generic views were 2.4% of the server's
         // samples on manifest hits); text that is not contiguous is copied first.
-        guard let d = s.utf8.withContiguousStorageIfAvailable(Digest.parse) ?? Array(s.utf8).withUnsafeBufferPointer(Digest.parse)
+        guard let d = s.withUTF8Bytes(Digest.parse)
         else { return nil }
         self = d
     }

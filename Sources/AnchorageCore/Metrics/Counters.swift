@@ -278,7 +278,7 @@ enum RouteClass: String {
                 return (route, nil)
             }
         }
-        return path.utf8.withContiguousStorageIfAvailable(run) ?? Array(path.utf8).withUnsafeBufferPointer(run)
+        return path.withUTF8Bytes(run)
     }
 
     /// The route, and for registry content where the name ends (the last

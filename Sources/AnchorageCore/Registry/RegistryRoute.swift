@@ -32,7 +32,7 @@ struct RegistryRouter {
         }
         // Sliced on the path's bytes (the Substring searches and index walks
         // were ~3% of a manifest hit's samples), then cut at UTF-8 offsets.
-        let found = path.utf8.withContiguousStorageIfAvailable(PathParts.init) ?? Array(path.utf8).withUnsafeBufferPointer(PathParts.init)
+        let found = path.withUTF8Bytes(PathParts.init)
         guard let parts = found else {
             return .failure(RegistryError(.unsupported, .notFound, "unknown registry endpoint"))
         }

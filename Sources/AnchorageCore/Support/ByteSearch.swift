@@ -3,14 +3,16 @@
 /// Unicode-aware comparison, which showed up as a fifth of the CPU of a
 /// manifest hit. Request paths are compared byte-exact anyway.
 extension StringProtocol {
+    /// Calls `body` with the text's UTF-8 bytes: in place when they are
+    /// contiguous (native strings), else from a copy.
+    func withUTF8Bytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        utf8.withContiguousStorageIfAvailable(body) ?? Array(utf8).withUnsafeBufferPointer(body)
+    }
+
     /// The range of the last occurrence of `needle`, compared byte for byte.
     func lastRange(ofBytes needle: StaticString) -> Range<Index>? {
         let u = utf8
-        let hit: Int? = u.withContiguousStorageIfAvailable { hay in
-            needle.withUTF8Buffer { n in ByteSearch.last(n, in: hay) }
-        } ?? Array(u).withUnsafeBufferPointer { hay in
-            needle.withUTF8Buffer { n in ByteSearch.last(n, in: hay) }
-        }
+        let hit: Int? = withUTF8Bytes { hay in needle.withUTF8Buffer { n in ByteSearch.last(n, in: hay) } }
         guard let offset = hit else { return nil }
         let lower = u.index(u.startIndex, offsetBy: offset)
         return lower..<u.index(lower, offsetBy: needle.utf8CodeUnitCount)
