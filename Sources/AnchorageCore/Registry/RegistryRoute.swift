@@ -30,13 +30,13 @@ struct RegistryRouter {
             }
             upstream = u
         }
+        if path.utf8.count <= 4 { return .success((upstream, .base)) }   // "/v2" or "/v2/": no name
         // Sliced on the path's bytes (the Substring searches and index walks
         // were ~3% of a manifest hit's samples), then cut at UTF-8 offsets.
         let found = path.withUTF8Bytes(PathParts.init)
         guard let parts = found else {
             return .failure(RegistryError(.unsupported, .notFound, "unknown registry endpoint"))
         }
-        if parts.kind == .base { return .success((upstream, .base)) }   // the one kind without a name
         let utf8 = path.utf8
         func at(_ offset: Int) -> String.Index { utf8.index(utf8.startIndex, offsetBy: offset) }
         var nameText = path[at(parts.name.lowerBound)..<at(parts.name.upperBound)]
@@ -52,7 +52,7 @@ struct RegistryRouter {
             name = lib
         }
         switch parts.kind {
-        case .base, .tags:
+        case .tags:
             return .success((upstream, .tags(name)))
         case .manifests:
             guard let ref = Reference(resource) else {
@@ -77,19 +77,17 @@ struct RegistryRouter {
 /// (matched as a suffix), or `name` `/manifests/` or `/blobs/` (the last
 /// one) then the resource. Nil for another endpoint.
 private struct PathParts {
-    enum Kind { case base, tags, manifests, blobs }
+    enum Kind { case tags, manifests, blobs }
     let kind: Kind
     let name: Range<Int>
     let resource: Int
     /// The first "/" in the name, if any (a registry's name may lead).
     let firstSlash: Int?
 
+    /// `p` is a path longer than "/v2/" that starts with it.
     init?(_ p: UnsafeBufferPointer<UInt8>) {
-        let start = min(p.count, 4)   // after "/v2/" (or "/v2")
-        guard p.count > start else {
-            (kind, name, resource, firstSlash) = (.base, start..<start, start, nil)
-            return
-        }
+        let start = 4   // after "/v2/"
+        guard p.count > start else { return nil }
         let rest = UnsafeBufferPointer(rebasing: p[start...])
         let end: Int
         if rest.count >= 10, rest[(rest.count - 10)...].elementsEqual("/tags/list".utf8) {

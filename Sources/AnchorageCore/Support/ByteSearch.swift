@@ -18,13 +18,6 @@ extension StringProtocol {
         return lower..<u.index(lower, offsetBy: needle.utf8CodeUnitCount)
     }
 
-    /// Whether the string ends with `suffix`, compared byte for byte.
-    func hasSuffixBytes(_ suffix: StaticString) -> Bool {
-        let u = utf8, n = suffix.utf8CodeUnitCount
-        guard u.count >= n else { return false }
-        return suffix.withUTF8Buffer { u.suffix(n).elementsEqual($0) }
-    }
-
     /// Whether `needle` occurs, compared byte for byte.
     func containsBytes(_ needle: StaticString) -> Bool {
         lastRange(ofBytes: needle) != nil
