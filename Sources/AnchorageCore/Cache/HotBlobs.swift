@@ -5,22 +5,19 @@ import Synchronization
 /// recently used entries go first. Content-addressed and re-hashed on the
 /// way in, so an entry is right whatever happens to the disk copy later.
 final class HotBlobs: Sendable {
-    struct Entry {
+    /// What a hit returns.
+    struct Hit {
         let bytes: [UInt8]
         let mediaType: String
         /// The digest as text and quoted (its ETag), made once per entry
         /// rather than per hit.
         let digestText: String
         let etag: String
-        var lastUse: UInt64
     }
 
-    /// What a hit returns.
-    struct Hit {
-        let bytes: [UInt8]
-        let mediaType: String
-        let digestText: String
-        let etag: String
+    struct Entry {
+        let hit: Hit
+        var lastUse: UInt64
     }
 
     static let maxEntryBytes = 64 * 1024
@@ -45,8 +42,7 @@ final class HotBlobs: Sendable {
             guard let i = s.entries.index(forKey: d) else { return nil }   // one lookup per hit
             s.clock &+= 1
             s.entries.values[i].lastUse = s.clock
-            let e = s.entries.values[i]
-            return Hit(bytes: e.bytes, mediaType: e.mediaType, digestText: e.digestText, etag: e.etag)
+            return s.entries.values[i].hit
         }
     }
 
@@ -57,12 +53,12 @@ final class HotBlobs: Sendable {
         guard bytes.count <= HotBlobs.maxEntryBytes, bytes.count <= budget else { return true }
         let text = d.description
         state.withLock { s in
-            if let old = s.entries[d] { s.total -= old.bytes.count }
+            if let old = s.entries[d] { s.total -= old.hit.bytes.count }
             s.clock &+= 1
-            s.entries[d] = Entry(bytes: bytes, mediaType: mediaType, digestText: text, etag: d.etag, lastUse: s.clock)
+            s.entries[d] = Entry(hit: Hit(bytes: bytes, mediaType: mediaType, digestText: text, etag: d.etag), lastUse: s.clock)
             s.total += bytes.count
             while s.total > budget, let victim = s.entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
-                s.total -= victim.value.bytes.count
+                s.total -= victim.value.hit.bytes.count
                 s.entries.removeValue(forKey: victim.key)
             }
         }
@@ -71,7 +67,7 @@ final class HotBlobs: Sendable {
 
     func remove(_ d: Digest) {
         state.withLock { s in
-            if let old = s.entries.removeValue(forKey: d) { s.total -= old.bytes.count }
+            if let old = s.entries.removeValue(forKey: d) { s.total -= old.hit.bytes.count }
         }
     }
 }

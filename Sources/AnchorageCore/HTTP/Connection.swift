@@ -159,19 +159,10 @@ final class Connection: EventHandler, @unchecked Sendable {
 
     private func parseBuffered() {
         guard state == .reading, !pending.isEmpty else { return }
-        let result = pending.withUnsafeBytes { parser.parse($0) }
-        switch result {
-        case .needMore:
-            return
-        case .error(let e):
-            sendErrorAndClose(e.status, e.reason)
-        case .request(let consumed):
-            guard var req = parser.parsed else { return }
-            parser.reset()
+        take(pending.withUnsafeBytes { parser.parse($0) }) { consumed in
+            guard consumed > 0 else { return }
             pending.removeFirst(consumed)
             if pending.isEmpty { pending = [] }   // release capacity while handling
-            req.client = peer
-            dispatch(req)
         }
     }
 
@@ -180,15 +171,24 @@ final class Connection: EventHandler, @unchecked Sendable {
     /// parser did not take is kept before dispatch, which may answer at once,
     /// reuse the scratch buffer and go on to the pipelined bytes.
     private func parseFresh(_ read: UnsafeRawBufferPointer) {
-        switch parser.parse(read) {
+        take(parser.parse(read)) { consumed in
+            if consumed < read.count { pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: read[consumed...])) }
+        }
+    }
+
+    /// Acts on what the parser made of some bytes: `keep(from:)` keeps the
+    /// bytes it did not take (all of them while the head is incomplete),
+    /// before a parsed request is dispatched.
+    private func take(_ result: HTTPRequestParser.Result, keep: (_ from: Int) -> Void) {
+        switch result {
         case .needMore:
-            pending.append(contentsOf: read)
+            keep(0)
         case .error(let e):
             sendErrorAndClose(e.status, e.reason)
         case .request(let consumed):
             guard var req = parser.parsed else { return }
             parser.reset()
-            if consumed < read.count { pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: read[consumed...])) }
+            keep(consumed)
             req.client = peer
             dispatch(req)
         }
