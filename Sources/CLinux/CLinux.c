@@ -4,8 +4,6 @@
 #include <sys/eventfd.h>
 #include <sys/sendfile.h>
 #include <stddef.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 
 int anch_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
@@ -36,60 +34,4 @@ ssize_t anch_sendfile(int out_fd, int in_fd, int64_t *offset, size_t count) {
     ssize_t n = sendfile(out_fd, in_fd, &off, count);
     *offset = (int64_t)off;
     return n;
-}
-
-int64_t anch_tcp_rtt_micros(int fd) {
-    struct tcp_info info;
-    socklen_t len = sizeof info;
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || len < offsetof(struct tcp_info, tcpi_rtt) + sizeof info.tcpi_rtt) return -1;
-    return (int64_t)info.tcpi_rtt;
-}
-
-#include <sched.h>
-#include <sys/socket.h>
-
-int anch_allowed_cpus(int32_t *cpus, int max) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
-    int n = 0;
-    for (int c = 0; c < CPU_SETSIZE && n < max; c++) if (CPU_ISSET(c, &set)) cpus[n++] = c;
-    return n;
-}
-
-int anch_set_thread_cpus(const int32_t *cpus, int count) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    for (int i = 0; i < count; i++) CPU_SET(cpus[i], &set);
-    return sched_setaffinity(0, sizeof set, &set);
-}
-
-int anch_pin_current_thread(int cpu) {
-    int32_t one = cpu;
-    return anch_set_thread_cpus(&one, 1);
-}
-
-#include <linux/filter.h>
-
-int anch_steer_reuseport_by_cpu(int fd, const int32_t *cpus, int count) {
-    /* A = the CPU processing the packet; socket i of the group for cpus[i];
-       an index past the group's end makes the kernel fall back to its hash. */
-    struct sock_filter code[2 + 2 * 64];
-    if (count < 1 || count > 64) return -1;
-    int n = 0;
-    code[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_CPU));
-    for (int i = 0; i < count; i++) {
-        code[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)cpus[i], 0, 1);
-        code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, (uint32_t)i);
-    }
-    code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffffu);
-    struct sock_fprog prog = { .len = (unsigned short)n, .filter = code };
-    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog);
-}
-
-int anch_incoming_cpu(int fd) {
-    int cpu = -1;
-    socklen_t len = sizeof cpu;
-    if (getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0) return -1;
-    return cpu;
 }

@@ -45,6 +45,13 @@ final class CLITests: XCTestCase {
         let missing = try runCommand([bin, "check-config", "--config", dir.file("none.conf")])
         XCTAssertEqual(missing.status, 1)
 
+        // A key an earlier version knew: accepted, with a warning naming its line.
+        let old = dir.write("old.conf", "[cache]\nmax_size = 1GiB\nlarge_folios = auto\n")
+        let o = try runCommand([bin, "check-config", "--config", old])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertTrue(o.stderr.contains("WARNING: \(old):3: key 'large_folios' in [cache] is no longer used"), o.stderr)
+        XCTAssertFalse(o.stdout.contains("large_folios"), o.stdout)
+
         // Without --config: ./mirror.conf if present, else built-in defaults.
         let defaults = try runCommand([bin, "check-config"], cwd: dir.path)
         XCTAssertEqual(defaults.status, 0)

@@ -52,6 +52,20 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.defaultRegistry.name, "ghcr.io")
     }
 
+    /// Keys and values an earlier version knew still start the daemon,
+    /// with a warning naming the line, and change nothing.
+    func testRetiredKeysWarnWithTheirLine() throws {
+        let c = try Config.parse("[server]\nsendfile = auto\ncpu_affinity = off\n[cache]\nlarge_folios = true\n", file: "t.conf")
+        XCTAssertTrue(c.server.sendfile)
+        XCTAssertEqual(c.warnings.map(\.line), [2, 3, 5])
+        XCTAssertTrue(c.warnings.allSatisfy { $0.file == "t.conf" })
+        XCTAssertTrue(c.warnings[0].description.hasPrefix("t.conf:2: 'sendfile = auto' is no longer supported"), c.warnings[0].description)
+        XCTAssertTrue(c.warnings[1].message.contains("'cpu_affinity'"), c.warnings[1].message)
+        XCTAssertTrue(c.warnings[2].message.contains("'large_folios'"), c.warnings[2].message)
+        XCTAssertEqual(try Config.parse("[server]\nsendfile = off\n", file: "t.conf").warnings, [])
+        XCTAssertFalse(try Config.parse("[server]\nsendfile = off\n", file: "t.conf").server.sendfile)
+    }
+
     func testEveryErrorKindNamesTheLine() {
         expectError("[server]\nbogus = 1\n", line: 2, contains: "unknown key 'bogus'")
         expectError("\n[nope]\n", line: 2, contains: "unknown section [nope]")
@@ -59,7 +73,7 @@ final class ConfigTests: XCTestCase {
         expectError("[cache]\nmanifest_ttl = 5 minutes\n", line: 2, contains: "expected a duration")
         expectError("[server]\nlisten = localhost:5000\n", line: 2, contains: "expected an address")
         expectError("[server]\nlisten = 1.2.3.4:99999\n", line: 2, contains: "invalid value")
-        expectError("[server]\nsendfile = sometimes\n", line: 2, contains: "expected one of auto, on, off")
+        expectError("[server]\nsendfile = sometimes\n", line: 2, contains: "expected one of on, off")
         expectError("[cache]\npath = a\n\npath = b\n", line: 4, contains: "duplicate key 'path' (first set on line 2)")
         expectError("[server]\n[server]\n", line: 2, contains: "duplicate section")
         expectError("[registry \"a.io\"]\ndefault = true\n", line: 1, contains: "missing required key 'url'")

@@ -23,19 +23,24 @@ final class HotPathTests: XCTestCase {
     /// The registry router's slicing on bytes: the same routes and errors as
     /// the grammar says, for the paths a client sends and hostile ones.
     func testRegistryRouterOnBytes() throws {
-        let config = try Config.parse("", file: "x")
-        let client = CurlClient()
-        func upstream(_ name: String, _ url: String) -> RegistryUpstream {
-            RegistryUpstream(config: RegistryConfig(name: name, url: url, isDefault: false), upstream: config.upstream, client: client, counters: Counters())
-        }
-        let hub = upstream("docker.io", "https://registry-1.docker.io"), ghcr = upstream("ghcr.io", "https://ghcr.io")
-        let router = RegistryRouter(upstreams: ["docker.io": hub, "ghcr.io": ghcr], defaultUpstream: hub)
+        let dir = TempDir(self)
+        let config = try Config.parse("""
+            [cache]
+            path = \(dir.path)/cache
+            [registry "docker.io"]
+            url = https://registry-1.docker.io
+            default = true
+            [registry "ghcr.io"]
+            url = https://ghcr.io
+            """, file: "x")
+        let router = Mirror(config: config).registry.router
         let digest = "sha256:" + String(repeating: "ab", count: 32)
         func route(_ path: String, ns: String? = nil) -> String {
             switch router.route(path: path, ns: ns) {
             case .success(let (u, r)):
                 switch r {
                 case .base: return "\(u.name) base"
+                case .uploads(let n): return "\(u.name) uploads \(n)"
                 case .tags(let n): return "\(u.name) tags \(n)"
                 case .manifest(let n, let ref): return "\(u.name) manifest \(n) \(ref)"
                 case .blob(let n, let d): return "\(u.name) blob \(n) \(d)"
@@ -52,7 +57,8 @@ final class HotPathTests: XCTestCase {
         XCTAssertEqual(route("/v2/O/r/blobs/\(digest)"), "error 400 invalid repository name")
         XCTAssertEqual(route("/v2/a/b/tags/list"), "docker.io tags a/b")
         XCTAssertEqual(route("/v2/a/manifests/b/manifests/v1"), "docker.io manifest a/manifests/b v1")
-        XCTAssertEqual(route("/v2/a/blobs/uploads/"), "error 405 uploads are not supported: this is a read-only pull-through mirror")
+        XCTAssertEqual(route("/v2/a/blobs/uploads/"), "docker.io uploads library/a")
+        XCTAssertEqual(route("/v2/ghcr.io/o/r/blobs/uploads/abc"), "ghcr.io uploads o/r")
         XCTAssertEqual(route("/v2/a/blobs/sha256:00"), "error 400 invalid digest")
         XCTAssertEqual(route("/v2/a/manifests/bad:tag"), "error 400 invalid digest")
         XCTAssertEqual(route("/v2/a/manifests/-x"), "error 400 invalid tag")
@@ -81,26 +87,15 @@ final class HotPathTests: XCTestCase {
                        "HTTP/1.1 200 OK\r\nX: \(long)\r\nContent-Length: 2\r\nDate: D\r\nServer: anchorage\r\n\r\n")
     }
 
-    /// The metrics' route classes and repositories, read on the path's bytes.
-    func testRouteClassAndRepository() {
-        let cases: [(String, RouteClass, String?)] = [
-            ("/v2", .registryBase, nil), ("/v2/", .registryBase, nil),
-            ("/v2/library/alpine/manifests/3.19", .registryManifest, "library/alpine"),
-            ("/v2/a/blobs/sha256:ab", .registryBlob, "a"),
-            ("/v2/a/manifests/x/blobs/y", .registryBlob, "a/manifests/x"),
-            ("/v2/é/blobs/x", .registryBlob, "é"),
-            ("/v2/x/tags/list", .registryTags, nil), ("/v2/x/other", .other, nil),
-            ("/charts/r/index.yaml", .chartIndex, nil),
-            ("/charts/r/nginx-1.2.3.tgz", .chartArchive, "charts/r/nginx"),
-            ("/charts/r/nginx-1.2.3.tgz.prov", .chartProvenance, nil), ("/charts/r/x", .other, nil),
-            ("/healthz", .health, nil), ("/readyz", .health, nil), ("/metrics", .metrics, nil),
-            ("/", .status, nil), ("/api/status", .status, nil),
-            ("/v3", .other, nil), ("/v", .other, nil), ("", .other, nil), ("/healthzz", .other, nil),
+    /// Chart paths as the metrics count them.
+    func testChartRouteLabels() {
+        let cases: [(String, RouteLabel)] = [
+            ("/charts/r/index.yaml", RouteLabel(.chartIndex)),
+            ("/charts/r/nginx-1.2.3.tgz", RouteLabel(.chartArchive, repository: "charts/r/nginx")),
+            ("/charts/r/my-chart-v2.0.0-rc.1.tgz", RouteLabel(.chartArchive, repository: "charts/r/my-chart")),
+            ("/charts/r/nginx-1.2.3.tgz.prov", RouteLabel(.chartProvenance)), ("/charts/r/x", .other), ("/charts/r", .other),
         ]
-        for (path, route, repo) in cases {
-            XCTAssertEqual(RouteClass.of(path), route, path)
-            XCTAssertEqual(route.repository(path), repo, path)
-        }
+        for (path, label) in cases { XCTAssertEqual(ChartHandler.label(path), label, path) }
     }
 
     func testRepositoryNameGrammar() {

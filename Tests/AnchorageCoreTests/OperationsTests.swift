@@ -134,7 +134,7 @@ final class CountersTests: XCTestCase {
     func testResponsesFromEveryLoopAddUp() {
         let c = Counters()
         for loop in 0..<10 {
-            var r = AccessRecord(method: "GET", path: "/v2/library/alpine/manifests/3.20", status: 200, bytes: 100,
+            var r = AccessRecord(method: "GET", label: RouteLabel(.registryManifest, repository: "library/alpine"), status: 200, bytes: 100,
                                  micros: 50, headMicros: 40, cache: loop.isMultiple(of: 2) ? .hit : .miss)
             r.loop = loop
             c.record(r)
@@ -156,9 +156,11 @@ final class CountersTests: XCTestCase {
     /// 10,000 repositories are counted.
     func testRepositoriesAndStatusesAddUpWhenInterleaved() {
         let c = Counters()
-        let paths = ["/v2/a/manifests/1", "/v2/a/blobs/sha256:00", "/v2/b/manifests/1", "/v2/a/manifests/2", "/v2/b/blobs/x", "/charts/r/nginx-1.2.3.tgz", "/healthz"]
+        let labels = [RouteLabel(.registryManifest, repository: "a"), RouteLabel(.registryBlob, repository: "a"), RouteLabel(.registryManifest, repository: "b"),
+                      RouteLabel(.registryManifest, repository: "a"), RouteLabel(.registryBlob, repository: "b"), ChartHandler.label("/charts/r/nginx-1.2.3.tgz"),
+                      RouteLabel(.health)]
         for i in 0..<70 {
-            var r = AccessRecord(method: "GET", path: paths[i % paths.count], status: i % 5 == 0 ? 404 : 200, bytes: 10,
+            var r = AccessRecord(method: "GET", label: labels[i % labels.count], status: i % 5 == 0 ? 404 : 200, bytes: 10,
                                  micros: 5, headMicros: 4, cache: i % 5 == 0 ? .error : .hit)
             r.loop = i % 3
             c.record(r)
@@ -179,9 +181,9 @@ final class CountersTests: XCTestCase {
 
         let many = Counters()
         for i in 0..<10_005 {
-            many.record(AccessRecord(method: "GET", path: "/v2/r\(i)/manifests/1", status: 200, bytes: 1, micros: 1, headMicros: 1, cache: .hit))
+            many.record(AccessRecord(method: "GET", label: RouteLabel(.registryManifest, repository: "r\(i)"), status: 200, bytes: 1, micros: 1, headMicros: 1, cache: .hit))
         }
-        many.record(AccessRecord(method: "GET", path: "/v2/r0/manifests/1", status: 200, bytes: 1, micros: 1, headMicros: 1, cache: .hit))
+        many.record(AccessRecord(method: "GET", label: RouteLabel(.registryManifest, repository: "r0"), status: 200, bytes: 1, micros: 1, headMicros: 1, cache: .hit))
         XCTAssertEqual(many.repositories.count, 10_000)
         XCTAssertEqual(many.repositories["r0"]?.pulls, 2)
     }

@@ -52,6 +52,7 @@ public enum AnchorageCLI {
                 switch loadConfig(flags["--config"]) {
                 case .success(let c):
                     print(c.render(), terminator: "")
+                    for w in c.warnings { printErr("anchorage: WARNING: \(w)") }
                     for exposed in c.exposedCredentials {
                         printErr("anchorage: WARNING: \(exposed) has upstream credentials but [auth] requires none: anyone who can reach the mirror pulls with them")
                     }

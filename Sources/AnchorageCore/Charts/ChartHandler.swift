@@ -5,12 +5,12 @@ import Foundation
 final class ChartHandler: Sendable {
     let repositories: [String: ChartRepository]
     let blobs: BlobService
-    let store: BlobStore
+    let store: FileBlobStore
     let registries: [String: RegistryUpstream]
     let pool: WorkerPool
     let counters: Counters
 
-    init(repositories: [String: ChartRepository], blobs: BlobService, store: BlobStore, registries: [String: RegistryUpstream], pool: WorkerPool, counters: Counters) {
+    init(repositories: [String: ChartRepository], blobs: BlobService, store: FileBlobStore, registries: [String: RegistryUpstream], pool: WorkerPool, counters: Counters) {
         self.repositories = repositories
         self.blobs = blobs
         self.store = store
@@ -26,6 +26,7 @@ final class ChartHandler: Sendable {
     }
 
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        let responder = responder.labeled(ChartHandler.label(request.path))
         guard request.method.isRead else {
             var r = ChartHandler.error(.methodNotAllowed, "read-only chart mirror")
             r.headers.add("Allow", "GET, HEAD")
@@ -49,6 +50,21 @@ final class ChartHandler: Sendable {
             return responder.respond(ChartHandler.error(.notFound, "not found"))
         }
         repo.withIndex { [self] snap, err in serveArchive(repo, file, snap, err, responder) }
+    }
+
+    /// The metrics' name for a chart path: archives are counted under
+    /// `charts/REPO/CHART`.
+    static func label(_ path: String) -> RouteLabel {
+        let parts = path.split(separator: "/")
+        guard parts.count == 3 else { return .other }
+        let file = parts[2]
+        if file == "index.yaml" { return RouteLabel(.chartIndex) }
+        if file.hasSuffix(".tgz.prov") { return RouteLabel(.chartProvenance) }
+        guard file.hasSuffix(".tgz") else { return .other }
+        // CHART-VERSION: the chart is what precedes the last "-<digit>".
+        var chart = file.dropLast(4)
+        if let r = chart.range(of: #"-[0-9v][^-]*(-.*)?$"#, options: .regularExpression) { chart = chart[..<r.lowerBound] }
+        return RouteLabel(.chartArchive, repository: "charts/\(parts[1])/\(chart)")
     }
 
     private func serveIndex(_ repo: ChartRepository, _ request: HTTPRequest, _ responder: HTTPResponder) {
@@ -106,7 +122,7 @@ final class ChartHandler: Sendable {
         // No digest in the index: nothing to check against. Fetched whole,
         // cached under its computed digest, with a warning.
         if let d = repo.computedDigests.withLock({ $0[file] }), let f = store.open(d) {
-            return responder.respond(HTTPResponse(status: .ok, headers: ChartHandler.archiveHeaders(d), body: .file(f, offset: 0, length: f.size), cacheStatus: .hit))
+            return responder.respond(HTTPResponse(status: .ok, headers: ChartHandler.archiveHeaders(d), body: f.body, cacheStatus: .hit))
         }
         pool.submit { [store] in
             let sink = CollectingSink(limit: 512 << 20)
@@ -145,16 +161,15 @@ final class ChartHandler: Sendable {
         guard let snap, let entry = snap.files[chart], !entry.url.hasPrefix("oci://") else {
             return responder.respond(ChartHandler.error(.notFound, "\(chart).prov: not in the index"))
         }
-        let path = store.layout.chartProvenance(repository: repo.name, file: chart)
-        if let f = OpenFile.openForReading(path) {
-            return responder.respond(HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/pgp-signature")]), body: .file(f, offset: 0, length: f.size), cacheStatus: .hit))
+        if let stored = repo.storedProvenance(chart) {
+            return responder.respond(HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/pgp-signature")]), body: .bytes(stored), cacheStatus: .hit))
         }
         pool.submit {
             let url = entry.url + ".prov"
             let sink = CollectingSink(limit: 1 << 20)
             switch repo.client.perform(method: "GET", url: url, headers: repo.headers(for: url), options: repo.options, sink: sink) {
             case .success(let head) where head.status == 200 && !sink.overflowed:
-                _ = writeFileAtomically(path, sink.body)
+                repo.storeProvenance(chart, sink.body)
                 responder.respond(HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/pgp-signature")]), body: .bytes(sink.body), cacheStatus: .miss))
             case .success(let head):
                 responder.respond(ChartHandler.error(head.status == 404 ? .notFound : .badGateway, "\(chart).prov: upstream answered \(head.status)"))

@@ -46,6 +46,15 @@ final class ChartRepository: Sendable {
     /// Archives without a digest in the index: file → digest computed on first fetch.
     let computedDigests = Mutex<[String: Digest]>([:])
 
+    /// A provenance file kept from an earlier fetch (`NAME-VERSION.tgz`, validated).
+    func storedProvenance(_ file: String) -> [UInt8]? {
+        FileManager.default.contents(atPath: layout.chartProvenance(repository: name, file: file)).map { [UInt8]($0) }
+    }
+
+    func storeProvenance(_ file: String, _ bytes: [UInt8]) {
+        _ = writeFileAtomically(layout.chartProvenance(repository: name, file: file), bytes)
+    }
+
     init(config: ChartsConfig, client: CurlClient, options: TransferOptions, layout: CacheLayout, pool: WorkerPool, counters: Counters) {
         self.counters = counters
         self.config = config

@@ -16,6 +16,8 @@ public struct Config: Sendable {
     public var source: String
     /// No `[registry]` section: `registries` is the built-in Docker Hub.
     public var registriesAreBuiltIn = false
+    /// Accepted lines that should change (retired keys), for start-up and `check-config`.
+    public var warnings: [ConfigWarning] = []
 
     /// Every section the parser knows, in the order they are printed.
     public static let schemas: [SectionSchema] = [
@@ -47,6 +49,7 @@ public struct Config: Sendable {
         var singletons: [String: SectionReader] = [:]
         var registries: [RegistryConfig] = []
         var charts: [ChartsConfig] = []
+        var warnings: [ConfigWarning] = []
         for s in sections {
             guard let schema = schemas.first(where: { $0.kind == s.kind }) else {
                 let known = schemas.map(\.kind).joined(separator: ", ")
@@ -56,6 +59,7 @@ public struct Config: Sendable {
                 throw ConfigError(file: file, line: s.line, schema.named ? "section [\(s.kind)] needs a name: [\(s.kind) \"NAME\"]" : "section [\(s.kind)] takes no name")
             }
             let reader = try SectionReader(schema: schema, section: s, file: file)
+            warnings += reader.warnings
             switch s.kind {
             case "registry":
                 let name = s.name ?? ""
@@ -104,7 +108,7 @@ public struct Config: Sendable {
             sync = try SyncConfig(r, registries: registries, charts: charts, defaultRegistry: registries.first(where: \.isDefault)?.name ?? registries[0].name)
         }
         return Config(server: server, cache: cache, log: log, upstream: upstream, auth: auth, registries: registries, charts: charts,
-                      sync: sync, source: file, registriesAreBuiltIn: builtIn)
+                      sync: sync, source: file, registriesAreBuiltIn: builtIn, warnings: warnings)
     }
 
     /// Upstream credentials served to anyone who can reach the mirror: the

@@ -13,6 +13,22 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String { line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)" }
 }
 
+/// Something in a configuration file that is accepted but should change,
+/// naming the file and line; printed at start-up and by `check-config`.
+public struct ConfigWarning: CustomStringConvertible, Equatable, Sendable {
+    public let file: String
+    public let line: Int
+    public let message: String
+
+    public init(file: String, line: Int, _ message: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+    }
+
+    public var description: String { "\(file):\(line): \(message)" }
+}
+
 /// One `key = value` line.
 public struct ConfigEntry: Sendable, Equatable {
     public let key: String

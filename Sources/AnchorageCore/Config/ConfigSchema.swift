@@ -50,6 +50,12 @@ public struct SectionSchema: Sendable {
     /// `[kind "NAME"]` sections may repeat with different names.
     public let named: Bool
     public let keys: [ConfigKey]
+    /// Keys earlier versions knew and this one ignores, with what to do
+    /// instead: an old file still starts, with a warning naming the line.
+    public var retired: [String: String] = [:]
+    /// Values earlier versions accepted for a key, read as another value
+    /// with a warning: `[key: [old: new]]`.
+    public var retiredValues: [String: [String: String]] = [:]
 
     func key(_ name: String) -> ConfigKey? { keys.first { $0.name == name } }
 }
@@ -59,15 +65,27 @@ public struct SectionSchema: Sendable {
 /// the file and line.
 struct SectionReader {
     let schema: SectionSchema
-    let section: ConfigSection
+    private(set) var section: ConfigSection
     let file: String
+    /// Lines that parse but deserve a word (retired keys and values).
+    private(set) var warnings: [ConfigWarning] = []
 
     init(schema: SectionSchema, section: ConfigSection, file: String) throws(ConfigError) {
         self.schema = schema
         self.section = section
         self.file = file
         var seen: [String: Int] = [:]
-        for e in section.entries {
+        for (i, e) in section.entries.enumerated() {
+            if let new = schema.retiredValues[e.key]?[e.value] {
+                warnings.append(ConfigWarning(file: file, line: e.line, "'\(e.key) = \(e.value)' is no longer supported; read as '\(e.key) = \(new)'"))
+                self.section.entries[i] = ConfigEntry(key: e.key, value: new, line: e.line)
+            }
+        }
+        for e in self.section.entries {
+            if let advice = schema.retired[e.key] {
+                warnings.append(ConfigWarning(file: file, line: e.line, "key '\(e.key)' in [\(schema.kind)] is no longer used and is ignored: \(advice)"))
+                continue
+            }
             guard let k = schema.key(e.key) else {
                 let known = schema.keys.map(\.name).joined(separator: ", ")
                 throw ConfigError(file: file, line: e.line, "unknown key '\(e.key)' in [\(schema.kind)] (known: \(known))")
@@ -125,4 +143,5 @@ struct SectionReader {
     func bool(_ key: String) -> Bool { ConfigValueKind.trueWords.contains(raw(key) ?? "false") }
     func int(_ key: String) -> Int { raw(key).flatMap { Int($0) } ?? 0 }
     func error(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, line: line(key), message) }
+    mutating func warn(_ key: String, _ message: String) { warnings.append(ConfigWarning(file: file, line: line(key), message)) }
 }

@@ -7,8 +7,7 @@ public struct ServerConfig: Sendable, Equatable {
     public var sendTimeout: ConfigDuration
     public var shutdownGrace: ConfigDuration
     public var accessLog: Bool
-    public var sendfile: SendfileMode
-    public var cpuAffinity: CPUAffinity
+    public var sendfile: Bool
     public var allow: [AddressRange]
     public var tlsListen: [ListenAddress]
     public var tlsCert: String?
@@ -22,15 +21,14 @@ public struct ServerConfig: Sendable, Equatable {
         ConfigKey("send_timeout", .duration, default: "60s", help: "a client that reads nothing for this long is dropped"),
         ConfigKey("shutdown_grace", .duration, default: "10s", help: "on SIGTERM/SIGINT, in-flight responses get this long to finish"),
         ConfigKey("access_log", .bool, default: "true", help: "one logfmt line per request on stderr"),
-        ConfigKey("sendfile", .oneOf(SendfileMode.allCases.map(\.rawValue)), default: "auto",
-                  help: "cached bodies go out with sendfile(2) (on), copied into the socket from mapped windows of the file (off), or auto: sendfile except to loopback clients, which get whichever of the two the running server measures better: for a lone stream the faster, when many pull at once the one costing less CPU per byte"),
-        ConfigKey("cpu_affinity", .oneOf(CPUAffinity.allCases.map(\.rawValue)), default: "auto",
-                  help: "auto: with one event loop per usable CPU, pin each loop to its CPU and serve a connection on the CPU that received it (fewer cross-CPU wake-ups); off: loops float, connections go to the least busy loop"),
+        ConfigKey("sendfile", .oneOf(["on", "off"]), default: "on",
+                  help: "cached bodies go from the page cache to the socket with sendfile(2) (on), or are read and sent (off); TLS connections always read and encrypt"),
         ConfigKey("allow", .cidr, repeatable: true, help: "client addresses served (CIDR, repeatable); others get 403; default: everyone"),
         ConfigKey("tls_listen", .listen, repeatable: true, help: "address to serve HTTPS on (repeatable; needs tls_cert and tls_key)"),
         ConfigKey("tls_cert", .path, help: "PEM certificate chain for tls_listen; reloaded on SIGHUP"),
         ConfigKey("tls_key", .path, help: "PEM private key for tls_cert; reloaded on SIGHUP"),
-    ])
+    ], retired: ["cpu_affinity": "event loops are placed by the kernel and connections go to the least busy loop"],
+       retiredValues: ["sendfile": ["auto": "on"]])
 
     init(_ r: SectionReader) throws(ConfigError) {
         listen = r.all("listen").compactMap(ListenAddress.init(parsing:))
@@ -53,8 +51,7 @@ public struct ServerConfig: Sendable, Equatable {
         sendTimeout = r.duration("send_timeout")
         shutdownGrace = r.duration("shutdown_grace")
         accessLog = r.bool("access_log")
-        sendfile = r.string("sendfile").flatMap(SendfileMode.init(rawValue:)) ?? .auto
-        cpuAffinity = r.string("cpu_affinity").flatMap(CPUAffinity.init(rawValue:)) ?? .auto
+        sendfile = r.string("sendfile") != "off"
         allow = r.section.entries.filter { $0.key == "allow" }.compactMap { AddressRange($0.value) }
     }
 
@@ -66,8 +63,7 @@ public struct ServerConfig: Sendable, Equatable {
             ("send_timeout", sendTimeout.description),
             ("shutdown_grace", shutdownGrace.description),
             ("access_log", "\(accessLog)"),
-            ("sendfile", sendfile.rawValue),
-            ("cpu_affinity", cpuAffinity.rawValue),
+            ("sendfile", sendfile ? "on" : "off"),
         ] + allow.map { ("allow", $0.description) } + tlsListen.map { ("tls_listen", $0.description) }
             + (tlsCert.map { [("tls_cert", $0)] } ?? []) + (tlsKey.map { [("tls_key", $0)] } ?? [])
     }
@@ -81,7 +77,6 @@ public struct CacheConfig: Sendable, Equatable {
     public var negativeTTL: ConfigDuration
     public var scrubRate: ByteSize
     public var scrubInterval: ConfigDuration
-    public var largeFolios: LargeFolioPolicy
 
     static let schema = SectionSchema(kind: "cache", named: false, keys: [
         ConfigKey("path", .path, default: "./anchorage-cache", help: "cache directory (relative paths are relative to the working directory)"),
@@ -90,8 +85,7 @@ public struct CacheConfig: Sendable, Equatable {
         ConfigKey("negative_ttl", .duration, default: "30s", help: "an upstream 404 for a tag is remembered this long"),
         ConfigKey("scrub_rate", .size, default: "32MiB", help: "background re-hashing of cached blobs, bytes per second (0 disables); corrupt ones are dropped and re-fetched"),
         ConfigKey("scrub_interval", .duration, default: "6h", help: "pause between two scrub passes over the whole cache"),
-        ConfigKey("large_folios", .oneOf(LargeFolioPolicy.words), default: "auto", help: "true: write fetched blobs in whole 2 MiB blocks, so the page cache holds them in large folios that are sent with one page mapping per block (faster hits where copying is the cost); false: 64 KiB steps, much cheaper cold pulls on a VM whose balloon reports free memory to its host; auto: false on such a VM, true elsewhere"),
-    ])
+    ], retired: ["large_folios": "fetched blobs are written in plain steps everywhere"])
 
     init(_ r: SectionReader) {
         path = r.string("path") ?? "./anchorage-cache"
@@ -100,12 +94,11 @@ public struct CacheConfig: Sendable, Equatable {
         negativeTTL = r.duration("negative_ttl")
         scrubRate = r.size("scrub_rate")
         scrubInterval = r.duration("scrub_interval")
-        largeFolios = r.string("large_folios").flatMap(LargeFolioPolicy.init(word:)) ?? .auto
     }
 
     func render() -> [(String, String)] {
         [("path", path), ("max_size", maxSize.description), ("manifest_ttl", manifestTTL.description), ("negative_ttl", negativeTTL.description),
-         ("scrub_rate", scrubRate.description), ("scrub_interval", scrubInterval.description), ("large_folios", largeFolios.word)]
+         ("scrub_rate", scrubRate.description), ("scrub_interval", scrubInterval.description)]
     }
 }
 

@@ -36,7 +36,6 @@ public enum Daemon {
         options.idleTimeoutMillis = UInt64(config.server.idleTimeout.milliseconds)
         options.sendTimeoutMillis = UInt64(config.server.sendTimeout.milliseconds)
         options.sendfile = config.server.sendfile
-        options.cpuAffinity = config.server.cpuAffinity
         options.accessLog = config.server.accessLog
         options.tlsListen = config.server.tlsListen
         if let cert = config.server.tlsCert, let key = config.server.tlsKey, !config.server.tlsListen.isEmpty {
@@ -72,6 +71,9 @@ public enum Daemon {
         for addr in server.boundTLSAddresses {
             Log.info("listening", ["addr": addr.description, "tls": "true"])
         }
+        for w in config.warnings {
+            Log.warn(w.message, ["config": w.file, "line": "\(w.line)"])
+        }
         for exposed in config.exposedCredentials {
             Log.warn("UPSTREAM CREDENTIALS EXPOSED: \(exposed) has credentials but clients need none; anyone who can reach this mirror pulls with them. Set [auth] htpasswd or [server] allow.", ["section": exposed])
         }
@@ -98,7 +100,7 @@ public enum Daemon {
         stop.wait()
         Log.info("shutting down", ["grace": config.server.shutdownGrace.description, "open_connections": "\(server.openConnections)"])
         server.shutdown(grace: config.server.shutdownGrace.seconds)
-        mirror.registry.manifests.finishWrites()
+        mirror.manifests.finishWrites()
         Log.info("stopped")
         _ = sources
         return 0

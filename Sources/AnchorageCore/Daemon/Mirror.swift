@@ -6,12 +6,13 @@ final class Mirror: Sendable {
     let config: Config
     let layout: CacheLayout
     let index: CacheIndex
-    let store: BlobStore
+    let store: FileBlobStore
     let counters = Counters()
     let upstreams: [String: RegistryUpstream]
     let registry: RegistryHandler
     let charts: ChartHandler
     let blobs: BlobService
+    let manifests: ManifestService
     let tagIndex: TagIndex
     let pool: WorkerPool
     /// The last in-daemon sync run, for status endpoints.
@@ -21,12 +22,7 @@ final class Mirror: Sendable {
         self.config = config
         layout = CacheLayout(root: config.cache.path)
         index = CacheIndex(layout: layout, maxSize: config.cache.maxSize.bytes)
-        let reporting = FreePageReporting.isActive()
-        let wholeBlocks = config.cache.largeFolios.writesWholeBlocks(freePageReporting: reporting)
-        if config.cache.largeFolios == .auto, !wholeBlocks {
-            Log.info("large_folios = auto: writing fetched blobs in 64 KiB steps (this VM reports free memory to its host, which makes 2 MiB folios dear to fill)")
-        }
-        store = BlobStore(layout: layout, index: index, largeFolios: wholeBlocks)
+        store = FileBlobStore(layout: layout, index: index)
         let client = CurlClient()
         var ups: [String: RegistryUpstream] = [:]
         for r in config.registries {
@@ -43,8 +39,9 @@ final class Mirror: Sendable {
         let defaultUpstream = ups[config.defaultRegistry.name] ?? RegistryUpstream(config: config.defaultRegistry, upstream: config.upstream, client: client, counters: counters)
         let blobs = BlobService(store: store, pool: pool, counters: counters)
         self.blobs = blobs
-        registry = RegistryHandler(router: RegistryRouter(upstreams: ups, defaultUpstream: defaultUpstream),
-                                   blobs: blobs, manifests: manifests, pool: pool)
+        self.manifests = manifests
+        let proxy = { (u: RegistryUpstream) in ProxyRepository(upstream: u, blobs: blobs, manifests: manifests, pool: pool) }
+        registry = RegistryHandler(router: RegistryRouter(repositories: ups.mapValues { proxy($0) as any Repository }, defaultRepository: proxy(defaultUpstream)))
         var chartOptions = TransferOptions()
         chartOptions.connectTimeoutMillis = Int(config.upstream.connectTimeout.milliseconds)
         chartOptions.stallTimeoutSeconds = max(1, Int(config.upstream.stallTimeout.milliseconds / 1000))

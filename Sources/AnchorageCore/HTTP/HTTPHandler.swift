@@ -11,8 +11,29 @@ public protocol HTTPHandler: Sendable {
 public struct HTTPResponder: Sendable {
     let connection: Connection
     let generation: Int
+    /// What the response will be counted as (`labeled`).
+    private(set) var label = RouteLabel.other
+
+    init(connection: Connection, generation: Int) {
+        self.connection = connection
+        self.generation = generation
+    }
+
+    private func stamped(_ response: HTTPResponse) -> HTTPResponse {
+        var r = response
+        r.label = label
+        return r
+    }
+
+    /// The same responder, whose response the metrics count as `label`.
+    public func labeled(_ label: RouteLabel) -> HTTPResponder {
+        var r = self
+        r.label = label
+        return r
+    }
 
     public func respond(_ response: HTTPResponse) {
+        let response = stamped(response)
         let c = connection, g = generation
         if c.loop.inLoopThread {
             c.deliver(response, generation: g)
@@ -26,6 +47,7 @@ public struct HTTPResponder: Sendable {
     /// For a producer thread that would otherwise keep its core busy while
     /// the woken loop waits for one.
     public func respondYieldingToLoop(_ response: HTTPResponse, timeout: Double) {
+        let response = stamped(response)
         let c = connection, g = generation
         if c.loop.inLoopThread { return c.deliver(response, generation: g) }
         let taken = DispatchSemaphore(value: 0)

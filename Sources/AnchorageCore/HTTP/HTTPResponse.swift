@@ -1,29 +1,33 @@
-/// A byte source that grows while it is being sent: a blob still arriving
-/// from the upstream. Readers send from `fd` up to `readable`, then ask to be
-/// woken when more is there. The source withholds the tail of the body until
-/// the digest is verified, so `readable` never reaches `length` for bytes
-/// that turn out to be wrong.
-public protocol GrowingSource: AnyObject, Sendable {
-    /// The file the bytes are written to (readable with pread/sendfile).
-    var fd: Int32 { get }
+/// Body bytes that become available over time: a blob still arriving
+/// from its upstream, or what a remote store or a peer node returns.
+/// A connection sends what is `available()`, then asks to be woken when
+/// more is. A source that verifies its content withholds the tail until the
+/// digest matched, so `available()` never reaches `length` for bytes that
+/// turn out to be wrong.
+public protocol BodyStream: AnyObject, Sendable {
     /// The total body length.
     var length: Int64 { get }
     /// How many bytes from the start may be sent now, or nil when the
-    /// transfer failed and every reader must be cut off.
-    func readable() -> Int64?
-    /// Calls `wake` (on any thread, exactly once) when `readable` moved past
-    /// `offset` or the source failed. Returns false if that is already so.
-    func notifyWhenReadable(beyond offset: Int64, _ wake: @escaping @Sendable () -> Void) -> Bool
+    /// stream failed and every reader must be cut off.
+    func available() -> Int64?
+    /// Calls `wake` (on any thread, exactly once) when `available()` moved
+    /// past `offset` or the stream failed. Returns false if that is already so.
+    func notifyWhenAvailable(beyond offset: Int64, _ wake: @escaping @Sendable () -> Void) -> Bool
+    /// Copies available bytes at `offset` into `buffer`.
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> IOResult
+    /// The local file that holds the bytes, if any: a plain connection then
+    /// sends the available part with sendfile instead of copying it.
+    var localFile: OpenFile? { get }
 }
 
 /// A response body, chosen so the hot paths never copy through Swift arrays:
-/// cached files go out with sendfile(2), in-flight blobs with sendfile from
-/// the temp file as it grows.
+/// a region of a local file goes out with sendfile(2); a stream as its
+/// bytes become available.
 public enum HTTPBody: Sendable {
     case empty
     case bytes([UInt8])
     case file(OpenFile, offset: Int64, length: Int64)
-    case growing(any GrowingSource, offset: Int64, length: Int64)
+    case stream(any BodyStream, offset: Int64, length: Int64)
     /// Only for HEAD: the length a GET would have, with no body at hand
     /// (an upstream HEAD answered a cache miss).
     case lengthOnly(Int64)
@@ -35,7 +39,7 @@ public enum HTTPBody: Sendable {
         case .empty: 0
         case .bytes(let b): Int64(b.count)
         case .file(_, _, let l): l
-        case .growing(_, _, let l): l
+        case .stream(_, _, let l): l
         case .lengthOnly(let l): l
         }
     }
@@ -46,7 +50,7 @@ public enum HTTPBody: Sendable {
         case .empty: return .empty
         case .bytes(let b): return .bytes(Array(b[Int(start)..<Int(start + count)]))
         case .file(let f, let o, _): return .file(f, offset: o + start, length: count)
-        case .growing(let g, let o, _): return .growing(g, offset: o + start, length: count)
+        case .stream(let g, let o, _): return .stream(g, offset: o + start, length: count)
         case .lengthOnly: return .lengthOnly(count)
         }
     }
@@ -83,6 +87,8 @@ public struct HTTPResponse: Sendable {
     public var cacheStatus: CacheResult?
     /// Close the connection after this response (errors that desynchronise).
     public var closeConnection = false
+    /// What the metrics count it as (set by `HTTPResponder`).
+    var label = RouteLabel.other
     /// Write `Accept-Ranges: bytes` (set by `ResponseFinalizer`; a flag
     /// rather than a field, so a hit's header array is not copied to add it).
     var acceptsRanges = false

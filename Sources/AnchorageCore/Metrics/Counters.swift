@@ -57,8 +57,8 @@ public final class Counters: Sendable {
 
     /// One finished response (from the access-log hook).
     func record(_ r: AccessRecord) {
-        let counted = r.cache.map { $0 != .error } ?? false
-        let (route, repo) = RouteClass.labels(r.path, repository: counted)
+        let route = r.label.route
+        let repo = r.cache == .error ? nil : r.label.repository
         let content = r.cache.flatMap { c in route.isContent && c != .error ? c : nil }
         let minute = content == nil ? 0 : time(nil) / 60
         shards[r.loop & (shards.count - 1)].totals.withLock { t in
@@ -237,114 +237,4 @@ extension CacheResult {
 /// One loop's `ResponseTotals` (a class: `Mutex` cannot live in an array).
 final class ResponseShard: Sendable {
     let totals = Mutex(ResponseTotals())
-}
-
-/// What the HTTP layer reports per response.
-public struct AccessRecord: Sendable {
-    public let method: String
-    public let path: String
-    public let status: Int
-    public let bytes: Int64
-    public let micros: UInt64
-    public let headMicros: UInt64
-    public let cache: CacheResult?
-    /// The serving loop's index (picks the metrics shard).
-    public var loop = 0
-}
-
-/// Routes as metrics label them.
-enum RouteClass: String {
-    case registryBase = "registry_base", registryManifest = "registry_manifest", registryBlob = "registry_blob", registryTags = "registry_tags"
-    case chartIndex = "chart_index", chartArchive = "chart_archive", chartProvenance = "chart_prov"
-    case health = "health", metrics = "metrics", status = "status", other = "other"
-
-    /// Classified on the path's bytes in one pass (every response is
-    /// counted; the String forms were 2.8% of the server's samples under
-    /// `wrk` on manifest hits, then several byte scans still 3.5%).
-    static func of(_ path: String) -> RouteClass { labels(path, repository: false).route }
-
-    /// The route and, for content, the repository label ("name" for
-    /// /v2/name/..., "charts/repo/chart" for chart archives).
-    static func labels(_ path: String, repository: Bool = true) -> (route: RouteClass, repository: String?) {
-        func run(_ p: UnsafeBufferPointer<UInt8>) -> (RouteClass, String?) {
-            let (route, nameEnd) = classify(p)
-            guard repository else { return (route, nil) }
-            switch route {
-            case .registryManifest, .registryBlob:
-                return (route, nameEnd > 4 ? String(decoding: UnsafeBufferPointer(rebasing: p[4..<nameEnd]), as: UTF8.self) : nil)
-            case .chartArchive:
-                return (route, chartRepository(path))
-            default:
-                return (route, nil)
-            }
-        }
-        return path.withUTF8Bytes(run)
-    }
-
-    /// The route, and for registry content where the name ends (the last
-    /// "/blobs/" if any, else the last "/manifests/"), or -1.
-    static func classify(_ p: UnsafeBufferPointer<UInt8>) -> (RouteClass, nameEnd: Int) {
-        func starts(_ s: StaticString) -> Bool {
-            s.withUTF8Buffer { n in p.count >= n.count && p[..<n.count].elementsEqual(n) }
-        }
-        func ends(_ s: StaticString) -> Bool {
-            s.withUTF8Buffer { n in p.count >= n.count && p[(p.count - n.count)...].elementsEqual(n) }
-        }
-        /// Whether `s` (which ends in "/") ends at offset `i`.
-        func endsAt(_ i: Int, _ s: StaticString) -> Bool {
-            s.withUTF8Buffer { n in i + 1 >= n.count && p[(i + 1 - n.count)...i].elementsEqual(n) }
-        }
-        func equals(_ s: StaticString) -> Bool { p.count == s.utf8CodeUnitCount && starts(s) }
-        if equals("/v2") || equals("/v2/") { return (.registryBase, -1) }
-        if starts("/v2/") {
-            // One backward pass, testing the markers only where a "/" is.
-            var blobs = -1, manifests = -1
-            var i = p.count - 1
-            while i >= 4 {
-                if p[i] == UInt8(ascii: "/") {
-                    if blobs < 0, endsAt(i, "/blobs/") { blobs = i + 1 - 7 }
-                    if manifests < 0, endsAt(i, "/manifests/") { manifests = i + 1 - 11 }
-                }
-                i -= 1
-            }
-            if blobs >= 0 { return (.registryBlob, blobs) }
-            if manifests >= 0 { return (.registryManifest, manifests) }
-            if ends("/tags/list") { return (.registryTags, -1) }
-            return (.other, -1)
-        }
-        if starts("/charts/") {
-            if ends("/index.yaml") { return (.chartIndex, -1) }
-            if ends(".tgz.prov") { return (.chartProvenance, -1) }
-            if ends(".tgz") { return (.chartArchive, -1) }
-            return (.other, -1)
-        }
-        if equals("/healthz") || equals("/readyz") { return (.health, -1) }
-        if equals("/metrics") { return (.metrics, -1) }
-        if equals("/") || starts("/api/") { return (.status, -1) }
-        return (.other, -1)
-    }
-
-    var isContent: Bool {
-        switch self {
-        case .registryManifest, .registryBlob, .chartIndex, .chartArchive, .chartProvenance: true
-        default: false
-        }
-    }
-
-    /// "name" for /v2/name/..., "charts/repo/chart" for chart archives.
-    func repository(_ path: String) -> String? {
-        let (route, repo) = RouteClass.labels(path)
-        return route == self ? repo : nil
-    }
-
-    /// "charts/repo/chart" for /charts/repo/CHART-VERSION.tgz.
-    private static func chartRepository(_ path: String) -> String? {
-        let parts = path.split(separator: "/")
-        guard parts.count == 3 else { return nil }
-        let file = parts[2].dropLast(4)
-        // CHART-VERSION: the chart is what precedes the last "-<digit>".
-        var chart = file
-        if let r = file.range(of: #"-[0-9v][^-]*(-.*)?$"#, options: .regularExpression) { chart = file[..<r.lowerBound] }
-        return "charts/\(parts[1])/\(chart)"
-    }
 }

@@ -4,14 +4,14 @@ import Synchronization
 /// `GET|HEAD /v2/<name>/blobs/<digest>`: from the store, or fetched once from
 /// the upstream while every asking client follows the growing temp file.
 final class BlobService: Sendable {
-    let store: BlobStore
+    let store: FileBlobStore
     let inFlight = InFlightTable()
     let pool: WorkerPool
     /// Where leaders run their fetches.
     let fetchThreads = ParkedThreads(keep: 1, idleSeconds: 60, name: "anchorage-fetch")
     let counters: Counters
 
-    init(store: BlobStore, pool: WorkerPool, counters: Counters) {
+    init(store: FileBlobStore, pool: WorkerPool, counters: Counters) {
         self.store = store
         self.pool = pool
         self.counters = counters
@@ -29,11 +29,16 @@ final class BlobService: Sendable {
 
     /// Serves a cached blob; false on a miss. Cheap (open + fstat): runs on the loop.
     func serveCached(_ d: Digest, _ responder: HTTPResponder) -> Bool {
-        guard let f = store.open(d) else { return false }
-        var h = BlobService.headers(d)
-        h.add("X-Anchorage-Cache", "HIT")
-        responder.respond(HTTPResponse(status: .ok, headers: h, body: .file(f, offset: 0, length: f.size), cacheStatus: .hit))
+        guard let hit = hitResponse(d, headers: BlobService.headers(d)) else { return false }
+        responder.respond(hit)
         return true
+    }
+
+    private func hitResponse(_ d: Digest, headers: HTTPHeaders) -> HTTPResponse? {
+        guard let blob = store.open(d) else { return nil }
+        var h = headers
+        h.add("X-Anchorage-Cache", "HIT")
+        return HTTPResponse(status: .ok, headers: h, body: blob.body, cacheStatus: .hit)
     }
 
     func serve(_ upstream: RegistryUpstream, _ name: RepositoryName, _ d: Digest, method: HTTPMethod, _ responder: HTTPResponder) {
@@ -57,15 +62,10 @@ final class BlobService: Sendable {
     /// the growing, verified-before-the-tail ingest.
     func serveOrFetch(_ d: Digest, source: String, headers: HTTPHeaders, _ responder: HTTPResponder,
                       error: @escaping @Sendable (UpstreamError) -> HTTPResponse,
-                      fetch: @escaping @Sendable (Ingest) -> Result<ResponseHead, UpstreamError>) {
-        switch inFlight.join(d, store: store, create: { Ingest(digest: d, store: store, upstreamName: source, counters: counters) }) {
+                      fetch: @escaping @Sendable (SharedFetch) -> Result<ResponseHead, UpstreamError>) {
+        switch inFlight.join(d, store: store, create: { SharedFetch(digest: d, store: store, upstreamName: source, counters: counters) }) {
         case .hit:
-            guard let f = store.open(d) else {
-                return responder.respond(.text(.notFound, "evicted while being requested; retry"))
-            }
-            var h = headers
-            h.add("X-Anchorage-Cache", "HIT")
-            responder.respond(HTTPResponse(status: .ok, headers: h, body: .file(f, offset: 0, length: f.size), cacheStatus: .hit))
+            responder.respond(hitResponse(d, headers: headers) ?? .text(.notFound, "evicted while being requested; retry"))
         case .failed:
             responder.respond(error(.protocolError("cache cannot store new blobs (see the mirror's log)")))
         case .follow(let ingest):
@@ -92,12 +92,12 @@ final class BlobService: Sendable {
 
     /// Synchronous form for sync: makes `d` local (one fetch shared with any
     /// concurrent client), returning the bytes this call transferred.
-    func fetchNow(_ d: Digest, source: String, fetch: @escaping @Sendable (Ingest) -> Result<ResponseHead, UpstreamError>) -> Result<Int64, UpstreamError> {
+    func fetchNow(_ d: Digest, source: String, fetch: @escaping @Sendable (SharedFetch) -> Result<ResponseHead, UpstreamError>) -> Result<Int64, UpstreamError> {
         if store.contains(d) { return .success(0) }
         let done = DispatchSemaphore(value: 0)
         let outcome = Mutex<UpstreamError?>(nil)
         var transferred: Int64 = 0
-        switch inFlight.join(d, store: store, create: { Ingest(digest: d, store: store, upstreamName: source, counters: counters) }) {
+        switch inFlight.join(d, store: store, create: { SharedFetch(digest: d, store: store, upstreamName: source, counters: counters) }) {
         case .hit:
             return .success(0)
         case .failed:
@@ -132,14 +132,14 @@ final class BlobService: Sendable {
     /// hands it over; the leader's fetch thread pauses until it is sent.
     private enum Handoff { case plain, yieldingToLoop }
 
-    private func respondWhenHeadKnown(_ ingest: Ingest, _ headers: HTTPHeaders, _ responder: HTTPResponder, cache: CacheResult,
+    private func respondWhenHeadKnown(_ ingest: SharedFetch, _ headers: HTTPHeaders, _ responder: HTTPResponder, cache: CacheResult,
                                       error: @escaping @Sendable (UpstreamError) -> HTTPResponse, handoff: Handoff = .plain) {
         ingest.whenHeadKnown { result in
             switch result {
             case .success(let length):
                 var h = headers
                 h.add("X-Anchorage-Cache", cache.headerValue)
-                let response = HTTPResponse(status: .ok, headers: h, body: .growing(ingest, offset: 0, length: length), cacheStatus: cache)
+                let response = HTTPResponse(status: .ok, headers: h, body: .stream(ingest, offset: 0, length: length), cacheStatus: cache)
                 switch handoff {
                 case .plain: responder.respond(response)
                 case .yieldingToLoop: responder.respondYieldingToLoop(response, timeout: 0.005)

@@ -16,6 +16,13 @@ import Synchronization
 /// Manifests are small: fetched whole, verified (the digest asked for, or
 /// the upstream's `Docker-Content-Digest` for a tag), stored, then served
 /// byte-exact with the upstream's media type.
+/// A manifest whose bytes hashed to the digest they had to have.
+struct VerifiedManifest: Sendable {
+    let digest: Digest
+    let body: [UInt8]
+    let mediaType: String
+}
+
 final class ManifestService: Sendable {
     static let maxManifestBytes = 4 << 20
     static let defaultAccept = [
@@ -25,7 +32,7 @@ final class ManifestService: Sendable {
         "application/vnd.docker.distribution.manifest.v2+json",
     ].joined(separator: ", ")
 
-    let store: BlobStore
+    let store: FileBlobStore
     let tags: TagIndex
     /// Manifests are what fleets ask for most often; hits come from memory.
     let hot = HotBlobs(budget: 16 << 20)
@@ -39,7 +46,7 @@ final class ManifestService: Sendable {
     /// record never lands before its manifest; `finishWrites` waits for it.
     private let writes = DispatchQueue(label: "anchorage.manifest-writes")
 
-    init(store: BlobStore, tags: TagIndex, counters: Counters, defaultTTLMillis: Int64, negativeTTLMillis: Int64) {
+    init(store: FileBlobStore, tags: TagIndex, counters: Counters, defaultTTLMillis: Int64, negativeTTLMillis: Int64) {
         self.store = store
         self.tags = tags
         self.counters = counters
@@ -118,59 +125,100 @@ final class ManifestService: Sendable {
             if named == nil || named == rec.digest, let r = confirmed(rec, upstream, name, tag, now: now) { return r }
             return fetch(upstream, name, ref: .tag(tag), expected: nil, accept: accept, tag: tag, stale: rec)
         }
-        return settle(result, sink, upstream, name, ref: .tag(tag), expected: nil, tag: tag, stale: rec)
+        return settle(verify(result, sink, upstream, name, ref: .tag(tag), expected: nil), upstream, name, tag: tag, stale: rec)
     }
 
     private func fetch(_ upstream: RegistryUpstream, _ name: RepositoryName, ref: Reference, expected: Digest?, accept: String?, tag: Tag?, stale cached: TagRecord?) -> HTTPResponse {
         let sink = CollectingSink(limit: ManifestService.maxManifestBytes)
         let result = upstream.request("GET", path: "\(name.value)/manifests/\(ref)", repository: name, accept: accept ?? ManifestService.defaultAccept, sink: sink)
-        return settle(result, sink, upstream, name, ref: ref, expected: expected, tag: tag, stale: cached)
+        return settle(verify(result, sink, upstream, name, ref: ref, expected: expected), upstream, name, tag: tag, stale: cached)
     }
 
-    /// A manifest GET's outcome: verified, answered and stored; or the
-    /// cached record served stale through an outage; or the error.
-    private func settle(_ result: Result<ResponseHead, UpstreamError>, _ sink: CollectingSink, _ upstream: RegistryUpstream, _ name: RepositoryName,
-                        ref: Reference, expected: Digest?, tag: Tag?, stale cached: TagRecord?) -> HTTPResponse {
-        let unknownError = { (e: UpstreamError) -> HTTPResponse in
-            RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
+    /// What a manifest GET came to.
+    enum Outcome {
+        case verified(VerifiedManifest)
+        case failed(UpstreamError)
+        /// The upstream answered with an error status.
+        case refused(ResponseHead)
+        case tooLarge
+        case mismatch(expected: Digest, actual: Digest)
+
+        /// The outcome as an upstream error, for callers that only need why it failed.
+        var result: Result<VerifiedManifest, UpstreamError> {
+            switch self {
+            case .verified(let m): .success(m)
+            case .failed(let e): .failure(e)
+            case .refused(let head): .failure(UpstreamError.from(status: head.status, headers: head.headers))
+            case .tooLarge: .failure(.protocolError("upstream manifest larger than \(ManifestService.maxManifestBytes) bytes"))
+            case .mismatch(let want, let actual): .failure(.digestMismatch(expected: want.description, actual: actual.description))
+            }
         }
+    }
+
+    /// One GET of a manifest, verified (`verify`): serving and sync fetch
+    /// manifests through this.
+    func fetchVerified(_ upstream: RegistryUpstream, _ name: RepositoryName, _ ref: Reference, expected: Digest?, accept: String? = nil) -> Outcome {
+        let sink = CollectingSink(limit: ManifestService.maxManifestBytes)
+        let result = upstream.request("GET", path: "\(name.value)/manifests/\(ref)", repository: name, accept: accept ?? ManifestService.defaultAccept, sink: sink)
+        return verify(result, sink, upstream, name, ref: ref, expected: expected)
+    }
+
+    /// A manifest GET's answer checked: the bytes must hash to the digest
+    /// asked for, else to the one the upstream claims.
+    private func verify(_ result: Result<ResponseHead, UpstreamError>, _ sink: CollectingSink, _ upstream: RegistryUpstream, _ name: RepositoryName,
+                        ref: Reference, expected: Digest?) -> Outcome {
         switch result {
         case .failure(let e):
-            if e.isOutage, let rec = cached { return stale(rec, upstream, e) }
-            return unknownError(e)
+            return .failed(e)
         case .success(let head):
-            guard head.status == 200 else { return refused(head, upstream, name, tag: tag, stale: cached) }
-            if sink.overflowed {
-                return RegistryError(.manifestInvalid, .badGateway, "upstream manifest larger than \(ManifestService.maxManifestBytes) bytes").response
-            }
+            guard head.status == 200 else { return .refused(head) }
+            guard !sink.overflowed else { return .tooLarge }
             let body = sink.body
-            // The digest the content must have: the one asked for, else the
-            // one the upstream claims; either way the bytes must hash to it.
-            let claimed = head.headers["Docker-Content-Digest"].flatMap(Digest.init)
-            let want = expected ?? claimed
+            let want = expected ?? head.headers["Docker-Content-Digest"].flatMap(Digest.init)
             let actual = Hasher.digest(body, want?.algorithm ?? .sha256)
             if let want, want != actual {
                 counters.recordMismatch(source: "\(upstream.name)/\(name.value)", expected: want.description, actual: actual.description)
                 Log.error("digest mismatch: manifest discarded", ["upstream": upstream.name, "name": name.value, "reference": ref.description, "expected": want.description, "actual": actual.description])
-                return RegistryError(.unavailable, .badGateway, "upstream sent a manifest whose digest does not match",
-                                     detail: "expected \(want), got \(actual)").response
+                return .mismatch(expected: want, actual: actual)
             }
-            let mediaType = ManifestService.mediaType(head.headers["Content-Type"], body)
+            return .verified(VerifiedManifest(digest: actual, body: body, mediaType: ManifestService.mediaType(head.headers["Content-Type"], body)))
+        }
+    }
+
+    /// Stores a verified manifest, its media type and, for a tag, the tag's
+    /// record (in that order: a tag never names a manifest not yet stored).
+    @discardableResult
+    func keep(_ m: VerifiedManifest, _ upstream: RegistryUpstream, _ name: RepositoryName, tag: Tag?) -> Bool {
+        guard store.put(m.body, digest: m.digest) else {
+            // Not cacheable (disk full?): the client had a verified answer.
+            Log.warn("manifest not cached", ["digest": m.digest.description])
+            return false
+        }
+        store.setMediaType(m.mediaType, for: m.digest)
+        if let tag { tags.put(upstream: upstream.name, name: name, tag: tag, record: TagRecord(digest: m.digest, mediaType: m.mediaType, checkedAt: CacheIndex.nowMillis())) }
+        return true
+    }
+
+    /// A manifest GET's outcome answered: verified, served and stored; or
+    /// the cached record served stale through an outage; or the error.
+    private func settle(_ outcome: Outcome, _ upstream: RegistryUpstream, _ name: RepositoryName, tag: Tag?, stale cached: TagRecord?) -> HTTPResponse {
+        switch outcome {
+        case .failed(let e):
+            if e.isOutage, let rec = cached { return stale(rec, upstream, e) }
+            return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
+        case .refused(let head):
+            return refused(head, upstream, name, tag: tag, stale: cached)
+        case .tooLarge:
+            return RegistryError(.manifestInvalid, .badGateway, "upstream manifest larger than \(ManifestService.maxManifestBytes) bytes").response
+        case .mismatch(let want, let actual):
+            return RegistryError(.unavailable, .badGateway, "upstream sent a manifest whose digest does not match",
+                                 detail: "expected \(want), got \(actual)").response
+        case .verified(let m):
             // Until the files land, requests by digest are answered from here.
-            hot.put(actual, body, mediaType: mediaType)
+            hot.put(m.digest, m.body, mediaType: m.mediaType)
             if let tag { negative.withLock { _ = $0.removeValue(forKey: negativeKey(upstream, name, tag)) } }
-            let record = tag.map { ($0, TagRecord(digest: actual, mediaType: mediaType, checkedAt: CacheIndex.nowMillis())) }
-            let upstreamName = upstream.name
-            writes.async { [self] in
-                guard store.put(body, digest: actual) else {
-                    // Not cacheable (disk full?): the client had a verified answer.
-                    Log.warn("manifest not cached", ["digest": actual.description])
-                    return
-                }
-                store.setMediaType(mediaType, for: actual)
-                if let (tag, rec) = record { tags.put(upstream: upstreamName, name: name, tag: tag, record: rec) }
-            }
-            return response(body: .bytes(body), digest: actual, mediaType: mediaType, cache: actual == cached?.digest ? .revalidated : .miss)
+            writes.async { [self] in keep(m, upstream, name, tag: tag) }
+            return response(body: .bytes(m.body), digest: m.digest, mediaType: m.mediaType, cache: m.digest == cached?.digest ? .revalidated : .miss)
         }
     }
 
@@ -242,7 +290,7 @@ final class ManifestService: Sendable {
         guard let bytes = f.readAll(limit: HotBlobs.maxEntryBytes) else {
             // Large (a big index): served from the file as it is.
             let type = self.mediaType(d, given: mediaType, body: f.readAll(limit: ManifestService.maxManifestBytes) ?? [])
-            return response(body: .file(f, offset: 0, length: f.size), digest: d, mediaType: type, cache: cache)
+            return response(body: f.body, digest: d, mediaType: type, cache: cache)
         }
         let type = self.mediaType(d, given: mediaType, body: bytes)
         guard hot.put(d, bytes, mediaType: type) else {

@@ -1,76 +1,41 @@
 /// The registry protocol: `/v2/…` requests from Docker, containerd, podman,
-/// skopeo, crane and helm (OCI). Read-only: push methods get 405 UNSUPPORTED.
+/// skopeo, crane and helm (OCI). The router resolves the repository; the
+/// repository answers.
 final class RegistryHandler: Sendable {
     let router: RegistryRouter
-    let blobs: BlobService
-    let manifests: ManifestService
-    let pool: WorkerPool
 
-    init(router: RegistryRouter, blobs: BlobService, manifests: ManifestService, pool: WorkerPool) {
+    init(router: RegistryRouter) {
         self.router = router
-        self.blobs = blobs
-        self.manifests = manifests
-        self.pool = pool
     }
 
+    static let baseResponse: HTTPResponse = {
+        var h = HTTPHeaders()
+        h.add("Docker-Distribution-API-Version", "registry/2.0")
+        return .json(.ok, "{}", headers: h)
+    }()
+
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
-        guard request.method.isRead else {
-            return responder.respond(RegistryError.unsupportedMethod(request.method).response)
-        }
         switch router.route(path: request.path, ns: request.queryValue("ns")) {
         case .failure(let e):
             responder.respond(e.response)
-        case .success(let (upstream, route)):
-            switch route {
-            case .base:
-                var h = HTTPHeaders()
-                h.add("Docker-Distribution-API-Version", "registry/2.0")
-                responder.respond(.json(.ok, "{}", headers: h))
-            case .blob(let name, let digest):
-                blobs.serve(upstream, name, digest, method: request.method, responder)
-            case .manifest(let name, let ref):
-                // Digests never revalidate: a cached one needs no worker thread.
-                // Nor does a tag within its TTL.
-                switch ref {
-                case .digest(let d):
-                    if let hit = manifests.cachedByDigest(d) { return responder.respond(hit) }
-                case .tag(let t):
-                    if let hit = manifests.cachedFreshTag(upstream, name, t) { return responder.respond(hit) }
-                }
-                let accept = request.headers.all("Accept").joined(separator: ", ")
-                pool.submit { [manifests] in
-                    responder.respond(manifests.get(upstream, name, ref, accept: accept.isEmpty ? nil : accept))
-                }
-            case .tags(let name):
-                let query = RegistryHandler.tagsQuery(request)
-                pool.submit { responder.respond(RegistryHandler.tags(upstream, name, query: query)) }
-            }
+        case .success(let (repository, route)):
+            repository.handle(route, request, responder.labeled(label(route, in: repository)))
         }
     }
 
-    /// `n` and `last`, re-encoded: only validated values go upstream.
-    static func tagsQuery(_ request: HTTPRequest) -> String {
-        var q: [String] = []
-        if let n = request.queryValue("n"), let v = Int(n), v >= 0 { q.append("n=\(v)") }
-        if let last = request.queryValue("last"), let t = Tag(last) { q.append("last=\(t.value)") }
-        return q.isEmpty ? "" : "?" + q.joined(separator: "&")
-    }
-
-    /// Tags are listed live (not cached): they are what changes.
-    static func tags(_ upstream: RegistryUpstream, _ name: RepositoryName, query: String) -> HTTPResponse {
-        let sink = CollectingSink(limit: 8 << 20)
-        switch upstream.request("GET", path: "\(name.value)/tags/list\(query)", repository: name, accept: "application/json", sink: sink) {
-        case .failure(let e):
-            return RegistryError.upstream(e, unknown: .nameUnknown, upstream: upstream.name).response
-        case .success(let head):
-            guard head.status == 200, !sink.overflowed else {
-                return RegistryError.upstream(UpstreamError.from(status: head.status, headers: head.headers), unknown: .nameUnknown, upstream: upstream.name).response
-            }
-            var h = HTTPHeaders()
-            h.add("Content-Type", "application/json")
-            h.add("Docker-Distribution-API-Version", "registry/2.0")
-            if let link = head.headers["Link"], link.hasPrefix("</v2/") { h.add("Link", link) }
-            return HTTPResponse(status: .ok, headers: h, body: .bytes(sink.body), cacheStatus: .pass)
+    /// The metrics' name for what `route` asks of `repository`: content is
+    /// counted under its repository, prefixed by the mirror's name for it
+    /// unless it is the default one.
+    private func label(_ route: RegistryRoute, in repository: any Repository) -> RouteLabel {
+        func named(_ name: RepositoryName) -> String {
+            repository.name == router.defaultRepository.name ? name.value : "\(repository.name)/\(name.value)"
+        }
+        switch route {
+        case .base: return RouteLabel(.registryBase)
+        case .manifest(let name, _): return RouteLabel(.registryManifest, repository: named(name))
+        case .blob(let name, _): return RouteLabel(.registryBlob, repository: named(name))
+        case .tags: return RouteLabel(.registryTags)
+        case .uploads: return .other
         }
     }
 }

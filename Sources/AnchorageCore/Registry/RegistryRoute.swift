@@ -1,36 +1,38 @@
-/// A parsed `/v2/…` request: which upstream, which resource.
+/// A parsed `/v2/…` request: which resource of the repository.
 enum RegistryRoute: Equatable {
     case base
     case manifest(RepositoryName, Reference)
     case blob(RepositoryName, Digest)
     case tags(RepositoryName)
+    /// `/v2/<name>/blobs/uploads/…`: the push endpoints.
+    case uploads(RepositoryName)
 }
 
-/// Picks the upstream and parses the resource of a `/v2/` path. Nothing from
-/// the path is used until it has passed the spec's grammar.
+/// Picks the repository and parses the resource of a `/v2/` path. Nothing
+/// from the path is used until it has passed the spec's grammar.
 ///
-/// Upstream selection, in order: `?ns=HOST` (containerd) names a registry
-/// section (an unknown one is an error, never a silent fallback); else a first
-/// path component equal to a registry name is that upstream (podman mirror
-/// locations with a path, plain clients); else the default upstream. Docker
-/// Hub names of one component get `library/`.
+/// Repository selection, in order: `?ns=HOST` (containerd) names a
+/// repository (an unknown one is an error, never a silent fallback); else a
+/// first path component equal to a repository's name is that repository
+/// (podman mirror locations with a path, plain clients); else the default.
+/// The repository then normalises the name (Docker Hub's `library/`).
 struct RegistryRouter {
-    let upstreams: [String: RegistryUpstream]
-    let defaultUpstream: RegistryUpstream
+    let repositories: [String: any Repository]
+    let defaultRepository: any Repository
 
-    func route(path: String, ns: String?) -> Result<(RegistryUpstream, RegistryRoute), RegistryError> {
+    func route(path: String, ns: String?) -> Result<(any Repository, RegistryRoute), RegistryError> {
         guard path.hasPrefix("/v2/") || path == "/v2" else {
             return .failure(RegistryError(.nameUnknown, .notFound, "not a registry path"))
         }
-        var upstream = defaultUpstream
+        var repository = defaultRepository
         if let ns {
-            guard let u = upstreams[ns] else {
-                let known = upstreams.keys.sorted().joined(separator: ", ")
+            guard let u = repositories[ns] else {
+                let known = repositories.keys.sorted().joined(separator: ", ")
                 return .failure(RegistryError(.nameUnknown, .notFound, "unknown upstream ns=\(ns); this mirror serves: \(known)", detail: ns))
             }
-            upstream = u
+            repository = u
         }
-        if path.utf8.count <= 4 { return .success((upstream, .base)) }   // "/v2" or "/v2/": no name
+        if path.utf8.count <= 4 { return .success((repository, .base)) }   // "/v2" or "/v2/": no name
         // Sliced on the path's bytes (the Substring searches and index walks
         // were ~3% of a manifest hit's samples), then cut at UTF-8 offsets.
         let found = path.withUTF8Bytes(PathParts.init)
@@ -41,34 +43,32 @@ struct RegistryRouter {
         func at(_ offset: Int) -> String.Index { utf8.index(utf8.startIndex, offsetBy: offset) }
         var nameText = path[at(parts.name.lowerBound)..<at(parts.name.upperBound)]
         let resource = path[at(parts.resource)...]
-        if ns == nil, let slash = parts.firstSlash, let u = upstreams[String(path[at(parts.name.lowerBound)..<at(slash)])] {
-            upstream = u
+        if ns == nil, let slash = parts.firstSlash, let u = repositories[String(path[at(parts.name.lowerBound)..<at(slash)])] {
+            repository = u
             nameText = path[at(slash + 1)..<at(parts.name.upperBound)]
         }
-        guard var name = RepositoryName(nameText) else {
+        guard let parsed = RepositoryName(nameText) else {
             return .failure(RegistryError(.nameInvalid, .badRequest, "invalid repository name", detail: String(nameText.prefix(300))))
         }
-        if upstream.isDockerHub, name.components.count == 1, let lib = RepositoryName("library/\(name.value)") {
-            name = lib
-        }
+        let name = repository.normalize(parsed)
         switch parts.kind {
         case .tags:
-            return .success((upstream, .tags(name)))
+            return .success((repository, .tags(name)))
         case .manifests:
             guard let ref = Reference(resource) else {
                 return .failure(resource.containsBytes(":")
                     ? RegistryError(.digestInvalid, .badRequest, "invalid digest", detail: String(resource.prefix(200)))
                     : RegistryError(.tagInvalid, .badRequest, "invalid tag", detail: String(resource.prefix(200))))
             }
-            return .success((upstream, .manifest(name, ref)))
+            return .success((repository, .manifest(name, ref)))
         case .blobs:
             if resource == "uploads" || resource.hasPrefix("uploads/") {
-                return .failure(RegistryError(.unsupported, .methodNotAllowed, "uploads are not supported: this is a read-only pull-through mirror"))
+                return .success((repository, .uploads(name)))
             }
             guard let d = Digest(resource) else {
                 return .failure(RegistryError(.digestInvalid, .badRequest, "invalid digest", detail: String(resource.prefix(200))))
             }
-            return .success((upstream, .blob(name, d)))
+            return .success((repository, .blob(name, d)))
         }
     }
 }

@@ -17,6 +17,7 @@ final class OpsHandler: Sendable {
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) -> Bool {
         let path = request.path
         guard path == "/" || path == "/healthz" || path == "/readyz" || path == "/metrics" || path.hasPrefix("/api/") else { return false }
+        let responder = responder.labeled(RouteLabel(path == "/metrics" ? .metrics : path.hasSuffix("z") ? .health : .status))
         guard request.method.isRead else {
             var r = HTTPResponse.text(.methodNotAllowed, "method not allowed")
             r.headers.add("Allow", "GET, HEAD")
@@ -46,7 +47,7 @@ final class OpsHandler: Sendable {
     }
 
     private func readiness() -> (Bool, String) {
-        let probe = "\(mirror.layout.tmpDir)/.ready-\(getpid())"
+        let probe = mirror.layout.readinessProbe
         let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return (false, "cache directory not writable: \(String(cString: strerror(errno)))") }
         let ok = write(fd, "x", 1) == 1

@@ -57,7 +57,7 @@ enum CacheBrowser {
     static func repositories(_ layout: CacheLayout, limit: Int = 10_000) -> [(upstream: String, name: String, tags: [String])] {
         var out: [(String, String, [String])] = []
         let fm = FileManager.default
-        let root = "\(layout.root)/tags"
+        let root = layout.tagsDir
         for upstream in ((try? fm.contentsOfDirectory(atPath: root)) ?? []).sorted() {
             guard let walker = fm.enumerator(atPath: "\(root)/\(upstream)") else { continue }
             while let rel = walker.nextObject() as? String, out.count < limit {

@@ -1,4 +1,22 @@
+import CLinux
 import Glibc
+
+/// The outcome of one non-blocking I/O call on a socket or file.
+public enum IOResult: Equatable, Sendable {
+    /// Bytes moved (always more than zero).
+    case done(Int)
+    /// The socket cannot take or give more now (EAGAIN).
+    case wouldBlock
+    /// EINTR: try again at once.
+    case interrupted
+    /// The peer closed, the file ended early, or the call failed.
+    case failed
+
+    /// A return value of send/recv/pread/sendfile and errno read as one case.
+    init(_ n: Int) {
+        if n > 0 { self = .done(n) } else if n == 0 { self = .failed } else { self = errno == EAGAIN || errno == EWOULDBLOCK ? .wouldBlock : errno == EINTR ? .interrupted : .failed }
+    }
+}
 
 /// An open file that closes itself when the last response using it is done.
 /// Sharing one object between the body writer and the cache lets an evicted
@@ -26,6 +44,19 @@ public final class OpenFile: @unchecked Sendable {
         var buf = [UInt8](repeating: 0, count: size)
         let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, size, 0) }
         return n == size ? buf : nil
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset`; a file shorter than
+    /// that ends in `.failed`, so a body is never padded.
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
+        IOResult(pread(fd, buffer.baseAddress, buffer.count, off_t(offset)))
+    }
+
+    /// sendfile(2) of up to `count` bytes at `offset` to `socket`: page
+    /// cache to socket without a copy through user space.
+    func send(to socket: Int32, at offset: Int64, count: Int64) -> IOResult {
+        var off = offset
+        return IOResult(anch_sendfile(socket, fd, &off, Int(count)))
     }
 
     deinit { close(fd) }

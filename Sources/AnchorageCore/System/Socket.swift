@@ -124,12 +124,4 @@ public struct PeerAddress: Sendable, CustomStringConvertible {
     }
 
     public var description: String { host }
-
-    /// 127.0.0.0/8, ::1, or ::ffff:127.x.x.x.
-    public var isLoopback: Bool {
-        if bytes.count == 4 { return bytes[0] == 127 }
-        guard bytes.count == 16 else { return false }
-        if bytes[0..<15].allSatisfy({ $0 == 0 }) { return bytes[15] == 1 }
-        return bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff && bytes[12] == 127
-    }
 }
