@@ -122,7 +122,7 @@ final class ChartHandler: Sendable {
         // No digest in the index: nothing to check against. Fetched whole,
         // cached under its computed digest, with a warning.
         if let d = repo.computedDigests.withLock({ $0[file] }), let f = store.open(d) {
-            return responder.respond(HTTPResponse(status: .ok, headers: ChartHandler.archiveHeaders(d), body: f.body, cacheStatus: .hit))
+            return responder.respond(HTTPResponse(status: .ok, headers: ChartHandler.archiveHeaders(d), body: HTTPBody(f), cacheStatus: .hit))
         }
         pool.submit { [store] in
             let sink = CollectingSink(limit: 512 << 20)

@@ -67,9 +67,6 @@ final class Mirror: Sendable {
     /// registry upstream mirror.conf names, on a thread of its own, kept for
     /// the first pull (the built-in Docker Hub default is not contacted
     /// before a client asks for it).
-    /// Measured (tcpdump): a fresh process's first cold pull reached the
-    /// upstream 1.05-1.20 ms after its request arrived, 0.55 ms with the
-    /// warm-up.
     private func warmUp() {
         for algorithm in [Digest.Algorithm.sha256, .sha512] { _ = Hasher.digest([0], algorithm) }
         let named = config.registriesAreBuiltIn ? [] : upstreams.values.sorted { $0.name < $1.name }

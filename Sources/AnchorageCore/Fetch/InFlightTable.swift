@@ -11,8 +11,8 @@ final class InFlightTable: Sendable {
     }
 
     /// Storage made at start-up: the first insert otherwise also pays the
-    /// runtime's one-time set-up of this dictionary type, 70-110 µs of the
-    /// first cold pull's time to first byte (measured on the test VM).
+    /// runtime's one-time set-up of this dictionary type, inside the first
+    /// cold pull's time to first byte.
     private let table = Mutex<[Digest: SharedFetch]>(Dictionary(minimumCapacity: 64))
 
     func join(_ d: Digest, store: FileBlobStore, create: () -> SharedFetch?) -> Join {

@@ -1,25 +1,3 @@
-/// Body bytes that become available over time: a blob still arriving
-/// from its upstream, or what a remote store or a peer node returns.
-/// A connection sends what is `available()`, then asks to be woken when
-/// more is. A source that verifies its content withholds the tail until the
-/// digest matched, so `available()` never reaches `length` for bytes that
-/// turn out to be wrong.
-public protocol BodyStream: AnyObject, Sendable {
-    /// The total body length.
-    var length: Int64 { get }
-    /// How many bytes from the start may be sent now, or nil when the
-    /// stream failed and every reader must be cut off.
-    func available() -> Int64?
-    /// Calls `wake` (on any thread, exactly once) when `available()` moved
-    /// past `offset` or the stream failed. Returns false if that is already so.
-    func notifyWhenAvailable(beyond offset: Int64, _ wake: @escaping @Sendable () -> Void) -> Bool
-    /// Copies available bytes at `offset` into `buffer`.
-    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> IOResult
-    /// The local file that holds the bytes, if any: a plain connection then
-    /// sends the available part with sendfile instead of copying it.
-    var localFile: OpenFile? { get }
-}
-
 /// A response body, chosen so the hot paths never copy through Swift arrays:
 /// a region of a local file goes out with sendfile(2); a stream as its
 /// bytes become available.
@@ -56,29 +34,6 @@ public enum HTTPBody: Sendable {
     }
 }
 
-/// Where a response's content came from, for the access log's `cache=` field
-/// and the cache metrics.
-public enum CacheResult: String, Sendable, CaseIterable {
-    case hit, miss, coalesced, revalidated, stale, pass
-    case error = "ERROR"
-
-    /// Served from what the cache already held (possibly after a cheap check).
-    var isCached: Bool { self == .hit || self == .revalidated }
-
-    /// The `X-Anchorage-Cache` header's value.
-    var headerValue: String {
-        switch self {
-        case .hit: "HIT"
-        case .miss: "MISS"
-        case .coalesced: "COALESCED"
-        case .revalidated: "REVALIDATED"
-        case .stale: "STALE"
-        case .pass: "PASS"
-        case .error: "ERROR"
-        }
-    }
-}
-
 public struct HTTPResponse: Sendable {
     public var status: HTTPStatus
     public var headers: HTTPHeaders
@@ -110,5 +65,15 @@ public struct HTTPResponse: Sendable {
         var h = extra
         h.add("Content-Type", "application/json; charset=utf-8")
         return HTTPResponse(status: status, headers: h, body: .text(json))
+    }
+}
+
+extension HTTPBody {
+    /// A stored blob, whole: a local file keeps the sendfile fast path.
+    init(_ blob: StoredBlob) {
+        switch blob {
+        case .file(let f, let size): self = .file(f, offset: 0, length: size)
+        case .stream(let s): self = .stream(s, offset: 0, length: s.length)
+        }
     }
 }

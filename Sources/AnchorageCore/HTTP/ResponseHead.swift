@@ -43,8 +43,7 @@ enum ResponseFinalizer {
     /// `reserving` leaves room for a body the caller appends (one allocation
     /// for head and a small body).
     static func headBytes(_ r: HTTPResponse, keepAlive: Bool, version: HTTPVersion, date: String, reserving extra: Int = 0) -> [UInt8] {
-        // Sized first, then written with memcpy: appending each String's
-        // UTF-8 view to a growing array was 2.8% of a manifest hit's samples.
+        // Sized first, then written with memcpy: no growing array per hit.
         let connection: StaticString? = !keepAlive ? "Connection: close\r\n" : version == .http10 ? "Connection: keep-alive\r\n" : nil
         // 128 covers the fixed text (81 bytes with a 19-digit length).
         var size = 128 + r.status.reason.utf8.count + date.utf8.count + (connection?.utf8CodeUnitCount ?? 0)

@@ -33,8 +33,8 @@ struct RegistryRouter {
             repository = u
         }
         if path.utf8.count <= 4 { return .success((repository, .base)) }   // "/v2" or "/v2/": no name
-        // Sliced on the path's bytes (the Substring searches and index walks
-        // were ~3% of a manifest hit's samples), then cut at UTF-8 offsets.
+        // Sliced on the path's bytes (every request pays for it), then cut
+        // at UTF-8 offsets.
         let found = path.withUTF8Bytes(PathParts.init)
         guard let parts = found else {
             return .failure(RegistryError(.unsupported, .notFound, "unknown registry endpoint"))

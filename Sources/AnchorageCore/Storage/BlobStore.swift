@@ -50,12 +50,4 @@ enum StoredBlob: Sendable {
             return buf
         }
     }
-
-    /// The whole blob as a response body.
-    var body: HTTPBody {
-        switch self {
-        case .file(let f, let size): .file(f, offset: 0, length: size)
-        case .stream(let s): .stream(s, offset: 0, length: s.length)
-        }
-    }
 }

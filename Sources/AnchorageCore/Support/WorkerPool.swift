@@ -42,8 +42,7 @@ public final class WorkerPool: @unchecked Sendable {
 /// Threads for long blocking jobs (blob fetches): each job gets a thread of
 /// its own, but a thread that finished one waits `idleSeconds` for the next
 /// before it exits, and `keep` threads wait for ever. A cold pull then starts
-/// its upstream request without creating a thread (about 0.1 ms of the
-/// first byte's latency on the test VM).
+/// its upstream request without creating a thread.
 final class ParkedThreads: @unchecked Sendable {
     private let cond = NSCondition()
     private var jobs: [@Sendable () -> Void] = []

@@ -12,8 +12,8 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
     public let hex: String
 
     public init?(_ s: some StringProtocol) {
-        // Checked on the bytes (the generic views were 2.4% of the server's
-        // samples on manifest hits); text that is not contiguous is copied first.
+        // Checked on the bytes (every manifest hit parses one); text that is
+        // not contiguous is copied first.
         guard let d = s.withUTF8Bytes(Digest.parse)
         else { return nil }
         self = d

@@ -1,3 +1,26 @@
+/// Where a response's content came from, for the access log's `cache=` field
+/// and the cache metrics.
+public enum CacheResult: String, Sendable, CaseIterable {
+    case hit, miss, coalesced, revalidated, stale, pass
+    case error = "ERROR"
+
+    /// Served from what the cache already held (possibly after a cheap check).
+    var isCached: Bool { self == .hit || self == .revalidated }
+
+    /// The `X-Anchorage-Cache` header's value.
+    var headerValue: String {
+        switch self {
+        case .hit: "HIT"
+        case .miss: "MISS"
+        case .coalesced: "COALESCED"
+        case .revalidated: "REVALIDATED"
+        case .stale: "STALE"
+        case .pass: "PASS"
+        case .error: "ERROR"
+        }
+    }
+}
+
 /// Routes as the metrics label them.
 public enum RouteClass: String, Sendable {
     case registryBase = "registry_base", registryManifest = "registry_manifest", registryBlob = "registry_blob", registryTags = "registry_tags"
