@@ -34,6 +34,24 @@ final class BcryptTests: XCTestCase {
     }
 
     /// The Blowfish table really is π: digits re-derived with the BBP formula.
+    /// A login for an unknown user runs one bcrypt of the file's highest
+    /// cost, like a known user's wrong password, so its timing does not
+    /// tell which user names exist; a password that matches the decoy
+    /// still admits no one.
+    func testUnknownUsersCostABcryptToo() throws {
+        let dir = TempDir(self)
+        let file = dir.file("htpasswd")
+        XCTAssertEqual(try runCommand(["htpasswd", "-Bbc", "-C", "5", file, "alice", "a"]).status, 0)
+        XCTAssertEqual(try runCommand(["htpasswd", "-Bb", "-C", "7", file, "bob", "b"]).status, 0)
+        let htpasswd = try Htpasswd.load(file)
+        let gate = AccessGate(allow: [], htpasswd: htpasswd, failureLimit: 10)
+        let decoy = gate.storedHash(for: "mallory")
+        XCTAssertEqual(decoy, htpasswd.users["bob"], "the costliest entry")
+        XCTAssertEqual(decoy.dropFirst(4).prefix(2), "07")
+        XCTAssertEqual(gate.storedHash(for: "alice"), htpasswd.users["alice"])
+        XCTAssertTrue(Bcrypt.verify("b", hash: decoy), "a real hash, so the check costs a full bcrypt")
+    }
+
     func testBlowfishConstantsAreThePiDigits() {
         func bbpHexDigit(_ n: Int) -> UInt32 {
             // The (n+1)-th hexadecimal digit of π after the point.

@@ -84,6 +84,12 @@ final class ConfigTests: XCTestCase {
         expectError("[server\n", line: 1, contains: "without ']'")
         expectError("[cache]\npath = \"open\n", line: 2, contains: "unterminated")
         expectError("[registry \"a.io\"]\nurl = ftp://x\n", line: 2, contains: "URL")
+        expectError("[registry \"a.io\"]\n\nurl = http://user:s3cret@a.io/x\n", line: 3, contains: "must not carry credentials")
+        XCTAssertThrowsError(try Config.parse("[registry \"a.io\"]\nurl = http://user:s3cret@a.io\n", file: "t")) { e in
+            XCTAssertFalse("\(e)".contains("s3cret"), "the error never repeats the password: \(e)")
+        }
+        XCTAssertNoThrow(try Config.parse("[registry \"a.io\"]\nurl = https://a.io/path@v2\n", file: "t"), "an @ after the host is no credential")
+        expectError("[charts \"c\"]\nurl = https://tok@charts.example/x\n", line: 2, contains: "set username and password_file")
         expectError("[registry \"a.io\"]\nurl = https://a\n[registry \"b.io\"]\nurl = https://b\n", line: 1, contains: "none has 'default = true'")
         expectError("[registry \"a.io\"]\nurl = https://a\ndefault = true\n[registry \"b.io\"]\nurl = https://b\ndefault = true\n", line: 1, contains: "more than one")
         expectError("[registry \"a.io\"]\nurl = https://a\n[registry \"a.io\"]\nurl = https://b\n", line: 3, contains: "duplicate section")

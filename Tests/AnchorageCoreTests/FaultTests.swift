@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import AnchorageCore
 
 /// A lying, breaking, stalling upstream: nothing wrong is cached, no client
 /// gets a complete wrong body, the daemon keeps serving, and a retry after
@@ -54,9 +55,10 @@ final class FaultTests: XCTestCase {
             ("status:500", { $0.stdout.hasSuffix(" 503") }),
             ("status:502", { $0.stdout.hasSuffix(" 503") }),
             ("status:503", { $0.stdout.hasSuffix(" 503") }),
-            ("status:429", { $0.stdout.hasSuffix(" 429") }),
-            ("status:429:retry", { $0.stdout.hasSuffix(" 429") }),
             ("redirect_loop", { $0.stdout.hasSuffix(" 503") }),
+            ("status:429", { $0.stdout.hasSuffix(" 429") }),
+            // Last: from here the upstream is not asked until its Retry-After passed.
+            ("status:429:retry", { $0.stdout.hasSuffix(" 429") }),
         ]
         for (mode, failedAsExpected) in cases {
             try f.mode(mode)
@@ -70,13 +72,18 @@ final class FaultTests: XCTestCase {
             XCTAssertEqual(try curl(["\(m.base)/healthz"]).stdout, "ok\n", "\(mode): daemon stopped serving")
         }
         XCTAssertTrue(m.log.contains("digest mismatch"), "wrong bytes detected")
-        // A 429 with Retry-After reaches the client as TOOMANYREQUESTS with the same Retry-After.
-        try f.mode("status:429:retry")
+        // A 429 with Retry-After reaches the client as TOOMANYREQUESTS with
+        // that Retry-After, less the time that passed since.
         let retryAfter = try curl(["-D", "-", blobURL]).stdout
-        XCTAssertTrue(retryAfter.hasPrefix("HTTP/1.1 429") && retryAfter.contains("Retry-After: 7") && retryAfter.contains("TOOMANYREQUESTS"), retryAfter)
+        let seconds = retryAfter.split(separator: "\r\n").first { $0.hasPrefix("Retry-After: ") }.flatMap { Int($0.dropFirst(13)) }
+        XCTAssertTrue(retryAfter.hasPrefix("HTTP/1.1 429") && retryAfter.contains("TOOMANYREQUESTS"), retryAfter)
+        XCTAssertTrue((1...7).contains(seconds ?? 0), retryAfter)
 
-        // The upstream recovers: the next request succeeds and is cached.
+        // The upstream recovers. Until its Retry-After has passed the mirror
+        // does not ask it and says so; then the next request succeeds and is cached.
         try f.mode("ok")
+        let until = Date().addingTimeInterval(60)
+        while try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", blobURL]).stdout != "200" && Date() < until { usleep(250_000) }
         let ok = try runCommand(["bash", "-c", "curl -sS --fail \(blobURL) | sha256sum"])
         XCTAssertTrue(ok.stdout.hasPrefix(expectedHex), ok.stdout + ok.stderr)
         usleep(200_000)
@@ -96,6 +103,108 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/fault/app/manifests/\(f.manifest)"]).stdout, "200")
     }
 
+    /// Room is made for the bytes that arrive, not for the length an
+    /// upstream promises: a 10 MB promise that ends after 2 MiB evicts no
+    /// cached blob, and a blob larger than the whole cache evicts nothing.
+    func testAPromisedLengthEvictsNothingThatArrivingBytesDoNotNeed() throws {
+        let f = try start()
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/fill", tag: "v1", layers: 4, layerSize: 4_000_000)
+        let m = try AnchorageServer(self, cacheKeys: "max_size = 24MB\n", config: """
+            [upstream]
+            breaker_threshold = 1000
+            [registry "up.test"]
+            url = \(up.url)
+            default = true
+            [registry "fault.test"]
+            url = \(f.url)
+            """)
+        let manifest = try curl(["-s", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(up.url)/v2/team/fill/manifests/v1"]).stdout
+        let layers = ((try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])?["layers"] as? [[String: Any]] ?? []).compactMap { $0["digest"] as? String }
+        XCTAssertEqual(layers.count, 4)
+        func cached(_ d: String) -> Bool {
+            let hex = d.dropFirst(7)
+            return FileManager.default.fileExists(atPath: "\(m.dir.path)/cache/blobs/sha256/\(hex.prefix(2))/\(hex)")
+        }
+        for d in layers {
+            XCTAssertEqual(try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/team/fill/blobs/\(d)"]).stdout, "200")
+        }
+        // An entry is committed (fsync, rename) just after its last byte went out.
+        let until = Date().addingTimeInterval(30)
+        while !layers.allSatisfy(cached) && Date() < until { usleep(50_000) }
+        XCTAssertTrue(layers.allSatisfy(cached), "16 MB of 24 cached")
+        for promise in ["10000000", "100000000"] {
+            try f.mode("promise:\(promise)")
+            let r = try curl(["-s", "-o", "/dev/null", "\(m.base)/v2/fault.test/fault/app/blobs/\(f.blob)"])
+            XCTAssertNotEqual(r.status, 0, "the client is cut off: \(promise)")
+            XCTAssertEqual(layers.filter(cached).count, 4, "promise \(promise): no cached blob was evicted\n\(m.log)")
+        }
+        try f.mode("ok")
+        XCTAssertEqual(try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/fault.test/fault/app/blobs/\(f.blob)"]).stdout, "200")
+    }
+
+    /// Requests for many distinct uncached blobs against a slow upstream:
+    /// at most `InFlightTable.maxFetchesPerSource` fetches run (each a
+    /// thread, a temp file and a connection); the rest are told 429 with
+    /// Retry-After at once, and the slots come back when the fetches end.
+    func testColdFetchesAreBoundedAndTheRestAreToldToRetry() throws {
+        let f = try start()
+        let m = try AnchorageServer(self, config: "[upstream]\nbreaker_threshold = 1000\nstall_timeout = 120s\n[registry \"fault.test\"]\nurl = \(f.url)\n")
+        try f.mode("hang:20")
+        let n = 150
+        let out = m.dir.file("statuses")
+        let clients = try BackgroundProcess(self, ["bash", "-c", """
+            for i in $(seq 1 \(n)); do
+              curl -s -o /dev/null -w '%{http_code}\\n' --max-time 120 \(m.base)/v2/fault/app/blobs/sha256:$(printf '%064x' $i) >> \(out) &
+            done; wait
+            """], logPath: m.dir.file("clients.log"))
+        func count(_ status: String) -> Int {
+            ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0 == status }.count
+        }
+        let limit = InFlightTable.maxFetchesPerSource
+        let refused = Date().addingTimeInterval(60)
+        while count("429") < n - limit && Date() < refused { usleep(100_000) }
+        XCTAssertEqual(count("429"), n - limit, "all but \(limit) are refused at once")
+        // While the admitted fetches hang: bounded threads and descriptors.
+        let pid = m.proc.process.processIdentifier
+        let threads = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8))?.split(separator: "\n")
+            .first { $0.hasPrefix("Threads:") }.flatMap { Int($0.split(separator: "\t").last ?? "") } ?? 0
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
+        XCTAssertGreaterThan(threads, 0)
+        XCTAssertLessThan(threads, limit + 50, "threads while \(limit) fetches hang")
+        XCTAssertLessThan(fds, 2 * n, "descriptors while \(limit) fetches hang")
+        let refusal = try curl(["-s", "-D", "-", "-o", "/dev/null", "\(m.base)/v2/fault/app/blobs/sha256:\(String(repeating: "f", count: 64))"]).stdout
+        XCTAssertTrue(refusal.hasPrefix("HTTP/1.1 429") && refusal.contains("Retry-After: 1"), refusal)
+        // The hung fetches end (404); their slots are free again.
+        clients.process.waitUntilExit()
+        XCTAssertEqual(count("404"), limit)
+        try f.mode("ok")
+        XCTAssertEqual(try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/fault/app/blobs/\(f.blob)"]).stdout, "200")
+    }
+
+    /// An upstream 5xx's Retry-After (seconds or an HTTP date) reaches the
+    /// client, for blobs and manifests alike.
+    func testUpstreamRetryAfterIsPassedOn() throws {
+        let f = try start()
+        let m = try AnchorageServer(self, config: "[upstream]\nbreaker_threshold = 1000\n[registry \"fault.test\"]\nurl = \(f.url)\n")
+        for (mode, expect) in [("status:503:retry", 7...7), ("status:503:date", 100...121), ("status:500:retry", 7...7)] {
+            try f.mode(mode)
+            for path in ["/v2/fault/app/blobs/\(f.blob)", "/v2/fault/app/manifests/\(f.manifest)"] {
+                let head = try curl(["-s", "-o", "/dev/null", "-D", "-", "\(m.base)\(path)"]).stdout
+                XCTAssertTrue(head.hasPrefix("HTTP/1.1 503"), "\(mode) \(path): \(head)")
+                let after = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("retry-after:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }
+                XCTAssertNotNil(after, "\(mode) \(path): \(head)")
+                XCTAssertTrue(after.map(expect.contains) ?? false, "\(mode) \(path): Retry-After \(after ?? -1)")
+            }
+        }
+        XCTAssertEqual(UpstreamError.retryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now: Date(timeIntervalSince1970: 1_445_412_420)), 60)
+        XCTAssertEqual(UpstreamError.retryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now: Date(timeIntervalSince1970: 1_445_412_500)), 0)
+        XCTAssertEqual(UpstreamError.retryAfter(" 30 "), 30)
+        XCTAssertNil(UpstreamError.retryAfter("soon"))
+        XCTAssertNil(UpstreamError.retryAfter("-5"))
+    }
+
     func testCircuitBreakerMakesADownUpstreamCostNoWaiting() throws {
         let f = try start()
         let m = try AnchorageServer(self, config: "[upstream]\nbreaker_threshold = 2\nbreaker_cooldown = 30s\n[registry \"fault.test\"]\nurl = \(f.url)\n")
@@ -107,6 +216,67 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(f.blobGets(), before, "an open breaker does not ask the upstream")
         let metrics = try curl(["\(m.base)/metrics"]).stdout
         XCTAssertTrue(metrics.contains("anchorage_upstream_circuit_open{upstream=\"fault.test\"} 1"), metrics)
+    }
+}
+
+/// The breaker opens on a down upstream and closes again once it is back:
+/// after the cooldown one request probes, and its success closes it.
+final class BreakerRecoveryTests: XCTestCase {
+    /// Asks until `ok` holds, for at most 60 s (a probe is due one cooldown
+    /// after the last failure; a loaded machine may take longer to get there).
+    private func eventually(_ what: String, _ ok: () throws -> Bool) rethrows -> Bool {
+        let until = Date().addingTimeInterval(60)
+        while Date() < until {
+            if try ok() { return true }
+            usleep(200_000)
+        }
+        return false
+    }
+
+    func testAnUpstreamThatStopsAndStartsIsUsedAgainAfterTheCooldown() throws {
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 2, layerSize: 100_000)
+        let m = try AnchorageServer(self, config: "[upstream]\nbreaker_threshold = 2\nbreaker_cooldown = 1s\n[registry \"up.test\"]\nurl = \(up.url)\n")
+        let accept = "Accept: application/vnd.oci.image.manifest.v1+json"
+        let manifest = try curl(["-s", "-H", accept, "\(up.url)/v2/team/app/manifests/v1"]).stdout
+        let layers = ((try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])?["layers"] as? [[String: Any]] ?? []).compactMap { $0["digest"] as? String }
+        XCTAssertEqual(layers.count, 2)
+        func status(_ path: String) throws -> String {
+            try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", accept, "\(m.base)\(path)"]).stdout
+        }
+        up.stop()
+        // Down: failures open the breaker; from then on nothing waits for the upstream.
+        XCTAssertTrue(try eventually("breaker open") {
+            _ = try status("/v2/team/app/manifests/v1")
+            return try curl(["\(m.base)/metrics"]).stdout.contains("anchorage_upstream_circuit_open{upstream=\"up.test\"} 1")
+        })
+        XCTAssertEqual(try status("/v2/team/app/blobs/\(layers[0])"), "503")
+        try up.start()
+        // Back: an uncached blob (whose path checks the breaker before it
+        // fetches) and a tag are served again, without a restart.
+        XCTAssertTrue(try eventually("blob served") { try status("/v2/team/app/blobs/\(layers[0])") == "200" }, m.proc.log)
+        XCTAssertEqual(try status("/v2/team/app/manifests/v1"), "200")
+        XCTAssertEqual(try status("/v2/team/app/blobs/\(layers[1])"), "200")
+        XCTAssertTrue(try curl(["\(m.base)/metrics"]).stdout.contains("anchorage_upstream_circuit_open{upstream=\"up.test\"} 0"))
+    }
+
+    /// A 429 is not an outage: it holds requests for its Retry-After, and
+    /// without one the next request asks again, however many came before.
+    func testRateLimitsDoNotOpenTheBreaker() throws {
+        let dir = TempDir(self, "fault")
+        let port = freePort()
+        let p = try BackgroundProcess(self, ["python3", testbenchScript("fault_upstream.py"), "\(port)"], logPath: dir.file("fault.log"))
+        XCTAssertTrue(p.waitForLog("\"ready\""), p.log)
+        let first = try XCTUnwrap(p.log.split(separator: "\n").first)
+        let blob = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any])?["blob"] as? String)
+        let m = try AnchorageServer(self, config: "[upstream]\nbreaker_threshold = 2\nbreaker_cooldown = 1h\n[registry \"fault.test\"]\nurl = http://127.0.0.1:\(port)\n")
+        func get() throws -> String {
+            try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/fault/app/blobs/\(blob)"]).stdout
+        }
+        XCTAssertEqual(try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/control?mode=status:429"]).stdout, "200")
+        for _ in 0..<4 { XCTAssertEqual(try get(), "429") }
+        XCTAssertEqual(try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/control?mode=ok"]).stdout, "200")
+        XCTAssertEqual(try get(), "200", "four 429s without Retry-After left the upstream usable (cooldown is an hour)")
     }
 }
 

@@ -15,7 +15,7 @@ final class HostileInputTests: XCTestCase {
             ("GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Evil: a\u{0}b\r\n\r\n", "400"),
             ("GET http://evil.example/v2/ HTTP/1.1\r\nHost: x\r\n\r\n", "400"),
             ("GET /v2/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", "404"),
-            ("GET /v2/a/manifests/%2e%2e%2f%2e%2e%2fetc HTTP/1.1\r\nHost: x\r\n\r\n", "400"),
+            ("GET /v2/a/manifests/%2e%2e%2f%2e%2e%2fetc HTTP/1.1\r\nHost: x\r\n\r\n", "404"),   // no valid tag: no such manifest
             ("GET /v2/a/blobs/sha256:..%2f..%2f..%2fetc%2fpasswd HTTP/1.1\r\nHost: x\r\n\r\n", "400"),
             ("GET /v2/a/blobs/sha512:" + String(repeating: "0", count: 64) + " HTTP/1.1\r\nHost: x\r\n\r\n", "400"),
             ("GET /v2/a/blobs/sha256:" + String(repeating: "0", count: 65) + " HTTP/1.1\r\nHost: x\r\n\r\n", "400"),

@@ -82,12 +82,27 @@ final class RegistryPullThroughTests: XCTestCase {
         // Tags list with n/last, through to the upstream.
         try hub.push(name: "library/alpine", tag: "4", layers: 1)
         XCTAssertEqual(try curl(["\(m.base)/v2/alpine/tags/list"]).stdout.replacingOccurrences(of: " ", with: ""), "{\"name\":\"library/alpine\",\"tags\":[\"3\",\"4\"]}\n")
-        // n/last are forwarded, validated and re-encoded (this upstream
-        // version ignores them itself, so check what reached it).
-        XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/alpine/tags/list?n=1&last=3"]).stdout, "200")
-        XCTAssertTrue(hub.log.contains("GET /v2/library/alpine/tags/list?n=1&last=3 "), hub.log)
-        XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/alpine/tags/list?n=1&last=%0d%0aX:y"]).stdout, "200")
-        XCTAssertTrue(hub.log.contains("GET /v2/library/alpine/tags/list?n=1 "), "an invalid last is dropped, never forwarded")
+        // n/last are applied here, on the lexically sorted list, with a
+        // Link to the next page, whatever the upstream does with them (this
+        // registry version ignores them).
+        for t in ["10", "2", "a"] { try hub.push(name: "library/alpine", tag: t, layers: 1, seed: t) }
+        func page(_ query: String) throws -> (body: String, link: String?) {
+            let r = try curl(["-s", "-D", "-", "\(m.base)/v2/alpine/tags/list\(query)"]).stdout
+            let parts = r.components(separatedBy: "\r\n\r\n")
+            let link = parts[0].split(separator: "\r\n").first { $0.hasPrefix("Link: ") }.map { String($0.dropFirst(6)) }
+            return (parts.dropFirst().joined(), link)
+        }
+        var p = try page("?n=2")
+        XCTAssertEqual(p.body, "{\"name\":\"library/alpine\",\"tags\":[\"10\",\"2\"]}\n")
+        XCTAssertEqual(p.link, "</v2/alpine/tags/list?n=2&last=2>; rel=\"next\"")
+        p = try page("?n=2&last=2")
+        XCTAssertEqual(p.body, "{\"name\":\"library/alpine\",\"tags\":[\"3\",\"4\"]}\n")
+        p = try page("?n=2&last=4")
+        XCTAssertEqual(p.body, "{\"name\":\"library/alpine\",\"tags\":[\"a\"]}\n")
+        XCTAssertNil(p.link, "the last page has no next")
+        XCTAssertEqual(try page("?n=0").body, "{\"name\":\"library/alpine\",\"tags\":[]}\n")
+        XCTAssertEqual(try page("?n=1&last=%0d%0aX:y").body, "{\"name\":\"library/alpine\",\"tags\":[\"10\"]}\n", "an invalid last is ignored")
+        XCTAssertFalse(hub.log.contains("tags/list?"), "nothing of the client's query reaches the upstream")
     }
 
     func testHostileNamesAndPushMethods() throws {
@@ -99,7 +114,9 @@ final class RegistryPullThroughTests: XCTestCase {
             ("GET", "/v2/a%2Fb/manifests/latest", "NAME_INVALID"),
             ("GET", "/v2/UPPER/manifests/latest", "NAME_INVALID"),
             ("GET", "/v2//etc/manifests/latest", "NAME_INVALID"),
-            ("GET", "/v2/a/manifests/..%2f..%2fx", "TAG_INVALID"),
+            ("GET", "/v2/a/manifests/..%2f..%2fx", "MANIFEST_UNKNOWN"),
+            ("GET", "/v2/a/manifests/.INVALID_MANIFEST_NAME", "MANIFEST_UNKNOWN"),
+            ("GET", "/v2/a/blobs/uploads/some-id", "BLOB_UPLOAD_UNKNOWN"),
             ("GET", "/v2/a/manifests/sha256:abc", "DIGEST_INVALID"),
             ("GET", "/v2/a/blobs/md5:d41d8cd98f00b204e9800998ecf8427e", "DIGEST_INVALID"),
             ("GET", "/v2/a/blobs/sha256:" + String(repeating: "A", count: 64), "DIGEST_INVALID"),
@@ -114,6 +131,10 @@ final class RegistryPullThroughTests: XCTestCase {
             XCTAssertTrue(r.stdout.contains("\"code\":\"\(code)\""), "\(method) \(path): \(r.stdout)")
             let status = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
             XCTAssertTrue(["400", "404", "405"].contains(status), "\(method) \(path) → \(status)")
+        }
+        // A manifest that cannot exist and an upload that does not: 404, as the distribution registry answers.
+        for path in ["/v2/a/manifests/.INVALID_MANIFEST_NAME", "/v2/a/manifests/-x", "/v2/a/blobs/uploads/some-id"] {
+            XCTAssertEqual(try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(m.base)\(path)"]).stdout, "404", path)
         }
         // Nothing outside the cache directory was created.
         XCTAssertFalse(FileManager.default.fileExists(atPath: m.dir.path + "/etc"))
@@ -273,6 +294,23 @@ final class RegistryPullThroughTests: XCTestCase {
     /// answered with STATUS.
     private func upstreamAnswers(_ up: UpstreamRegistry, _ method: String, _ path: String, status: Int) -> Int {
         up.log.components(separatedBy: "\"\(method) \(path) HTTP/1.1\" \(status) ").count - 1
+    }
+
+    /// `docker pull` asks HEAD, then GET: the HEAD's fetch serves the GET
+    /// (Docker Hub counts every manifest GET against the pull limit).
+    func testHeadThenGetOfAnUncachedTagCostsOneUpstreamGet() throws {
+        let up = try UpstreamRegistry(self)
+        let tags = ["v1", "v2", "v3"]
+        for t in tags { try up.push(name: "team/app", tag: t, layers: 1, seed: t) }
+        let m = try mirror(up)
+        let accept = ["-H", "Accept: application/vnd.oci.image.manifest.v1+json"]
+        for t in tags {
+            let url = "\(m.base)/v2/team/app/manifests/\(t)"
+            XCTAssertEqual(try curl(accept + ["-I", "-o", "/dev/null", "-w", "%{http_code}", url]).stdout, "200")
+            let get = try curl(accept + ["-D", "-", "-o", "/dev/null", url]).stdout
+            XCTAssertTrue(get.hasPrefix("HTTP/1.1 200") && get.contains("X-Anchorage-Cache: HIT"), get)
+            XCTAssertEqual(upstreamAnswers(up, "GET", "/v2/team/app/manifests/\(t)", status: 200), 1, "\(t): \(up.log)")
+        }
     }
 
     /// A tag that moved upstream costs one round trip past its TTL: the

@@ -36,8 +36,17 @@ final class TLSTests: XCTestCase {
             let sum = try runCommand(["bash", "-c", "curl -sS --fail --cacert \(dir.file("one.crt")) \(base)/v2/team/app/blobs/\(layer) | sha256sum"])
             XCTAssertTrue(sum.stdout.hasPrefix(String(layer.dropFirst(7))), sum.stdout + sum.stderr)
         }
-        // Old protocol versions are refused.
+        // Old protocol versions are refused, and so are TLS 1.2 suites
+        // without forward secrecy or with CBC; the AEAD ones are taken.
         XCTAssertNotEqual(try curl(["--cacert", dir.file("one.crt"), "--tls-max", "1.1", "\(base)/v2/"]).status, 0)
+        for weak in ["AES256-SHA256", "AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384"] {
+            let r = try runCommand(["openssl", "s_client", "-connect", "127.0.0.1:\(port)", "-tls1_2", "-cipher", weak], stdin: "")
+            XCTAssertNotEqual(r.status, 0, "\(weak) was accepted: \(r.stdout.suffix(400))")
+        }
+        for strong in ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-CHACHA20-POLY1305"] {
+            let r = try runCommand(["openssl", "s_client", "-connect", "127.0.0.1:\(port)", "-tls1_2", "-cipher", strong], stdin: "")
+            XCTAssertEqual(r.status, 0, "\(strong) was refused: \(r.stderr.suffix(400))")
+        }
         // A real client over HTTPS.
         let certs = dir.file("certs.d")
         try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)

@@ -12,7 +12,10 @@ misbehave until the next change:
   more          Content-Length N-1000, then all N bytes (a lying length)
   stall         send half, then stop sending (longer than the stall timeout)
   wrong_bytes   right length, one byte changed
-  status:CODE   answer CODE (500, 502, 503, 429); status:429:retry adds Retry-After: 7
+  status:CODE   answer CODE (500, 502, 503, 429); status:CODE:retry adds
+                Retry-After: 7, status:CODE:date a Retry-After HTTP date 120 s ahead
+  promise:N     Content-Length N, send 2 MiB of the blob, close
+  hang:S        a GET of an unknown blob waits S seconds, then 404
   redirect_loop 302 to itself
   bad_manifest  manifests by digest answer different bytes
 Every request is logged on stdout.
@@ -42,7 +45,10 @@ class H(BaseHTTPRequestHandler):
         if mode.startswith("status:"):
             parts = mode.split(":")
             self.send_response(int(parts[1]))
-            if len(parts) > 2:
+            if len(parts) > 2 and parts[2] == "date":
+                from email.utils import formatdate
+                self.send_header("Retry-After", formatdate(time.time() + 120, usegmt=True))
+            elif len(parts) > 2:
                 self.send_header("Retry-After", "7")
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -59,11 +65,18 @@ class H(BaseHTTPRequestHandler):
             body = bytes(body)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body) - 1000 if mode == "more" else len(body)))
+        length = len(body) - 1000 if mode == "more" else len(body)
+        if mode.startswith("promise:"):
+            length = int(mode.split(":")[1])
+        self.send_header("Content-Length", str(length))
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
         if self.command == "HEAD":
+            return
+        if mode.startswith("promise:"):
+            self.wfile.write(body[: 2 << 20]); self.wfile.flush()
+            self.close_connection = True
             return
         if mode == "close_mid":
             self.wfile.write(body[: len(body) // 2]); self.wfile.flush()
@@ -111,9 +124,14 @@ class H(BaseHTTPRequestHandler):
             if p == "/v2/fault/app/blobs/" + d:
                 self.send_body(200, b)
                 return
+        if MODE["mode"].startswith("hang:") and "/blobs/" in p:
+            time.sleep(float(MODE["mode"].split(":")[1]))
         self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers()
 
-srv = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+class Server(ThreadingHTTPServer):
+    request_queue_size = 1024
+
+srv = Server(("127.0.0.1", int(sys.argv[1])), H)
 srv.daemon_threads = True
 print(json.dumps({"ready": True, "blob": BLOB_D, "manifest": MANIFEST_D, "blob_sha": BLOB_D}), flush=True)
 srv.serve_forever()

@@ -4,13 +4,11 @@
  * peers, so that their figures can be read against what this machine gives
  * a single sending thread at all.
  *
- * MODE map: the body goes out as Anchorage's loopback path sends it (the
- *   file's 2 MiB block that holds the offset mapped at a 2 MiB-aligned
- *   address over a reserved slot, up to 1 MiB of it sent, the slot
- *   reserved again; see FileWindow), without any server logic around it.
+ * MODE map: the file's 2 MiB block that holds the offset mapped at a
+ *   2 MiB-aligned address over a reserved slot, up to 1 MiB of it sent,
+ *   the slot reserved again: one copy from the page cache into the socket.
  * MODE sendfile: the rest of the file by sendfile(2) from the page cache,
- *   as Anchorage sends a lone stream when its trial found that faster
- *   (LoneStreamSendChooser), and as nginx and the registry send.
+ *   as Anchorage (`sendfile = on`), nginx and the registry send.
  * MODE hot: the same number of bytes sent from one 1 MiB buffer that stays
  *   in the CPU caches: the file is not read at all, so this is the ceiling
  *   of the loopback TCP path for one sending thread here, not a server.
@@ -70,7 +68,7 @@ static void serve(int c, int fd, off_t size, enum mode mode, const char *buffer,
             off_t o = off;
             k = sendfile(c, fd, &o, (size_t)(size - off));
         } else {
-            /* The block that holds off, as FileWindow maps it. */
+            /* The 2 MiB block that holds off. */
             off_t block = off & ~(off_t)(BLOCK - 1);
             off_t end = block + BLOCK < size ? block + BLOCK : size;
             size_t mapped = (size_t)((end - block + 4095) & ~(off_t)4095);

@@ -17,11 +17,21 @@ final class AccessGate: Sendable {
     private let verified = Mutex<Set<String>>([])
     private let failures = Mutex<[[UInt8]: (count: Int, since: UInt64)]>([:])
 
+    /// What an unknown user's password is checked against: the file's
+    /// costliest entry (a match there still admits no one, the user being
+    /// unknown), so a wrong user name costs as much time as a wrong password
+    /// and timing does not tell which user names exist.
+    private let decoy: String
+
     init(allow: [AddressRange], htpasswd: Htpasswd?, failureLimit: Int) {
         self.allow = allow
         self.users = htpasswd?.users
         self.failureLimit = failureLimit
+        decoy = htpasswd?.users.values.max { Int($0.dropFirst(4).prefix(2)) ?? 0 < Int($1.dropFirst(4).prefix(2)) ?? 0 } ?? ""
     }
+
+    /// The hash a login for `user` is checked against (the decoy for an unknown user).
+    func storedHash(for user: String) -> String { users?[user] ?? decoy }
 
     /// Probes stay reachable without credentials (address rules still apply).
     private static let open: Set<String> = ["/healthz", "/readyz"]
@@ -50,7 +60,9 @@ final class AccessGate: Sendable {
         let key = Hasher.digest(Array("\(user)\u{0}\(password)".utf8)).hex
         if verified.withLock({ $0.contains(key) }) { return next() }
         pool.submit { [self] in
-            if let hash = users[user], Bcrypt.verify(password, hash: hash) {
+            // Always one bcrypt, known user or not (see `decoy`).
+            let matches = Bcrypt.verify(password, hash: storedHash(for: user))
+            if matches, users[user] != nil {
                 verified.withLock { v in
                     if v.count > 10_000 { v.removeAll() }
                     v.insert(key)

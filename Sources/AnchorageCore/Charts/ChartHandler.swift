@@ -106,6 +106,12 @@ final class ChartHandler: Sendable {
             switch e {
             case .notFound: ChartHandler.error(.notFound, "\(file): not found upstream")
             case .digestMismatch: ChartHandler.error(.badGateway, "\(file): upstream archive does not match the index digest")
+            case .tooManyFetches:
+                {
+                    var r = ChartHandler.error(.tooManyRequests, "\(file): \(e)")
+                    r.headers.add("Retry-After", "1")
+                    return r
+                }()
             default: ChartHandler.error(e.isOutage ? .serviceUnavailable : .badGateway, "\(file): \(e)")
             }
         }

@@ -1,5 +1,7 @@
-/// A configuration error, always naming the file and line.
-public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
+/// Something about a configuration file, naming the file and line: an
+/// error that stops it loading, or a warning about a line that is accepted
+/// but should change (printed at start-up and by `check-config`).
+public struct ConfigDiagnostic: Error, CustomStringConvertible, Equatable, Sendable {
     public let file: String
     public let line: Int
     public let message: String
@@ -13,21 +15,8 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String { line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)" }
 }
 
-/// Something in a configuration file that is accepted but should change,
-/// naming the file and line; printed at start-up and by `check-config`.
-public struct ConfigWarning: CustomStringConvertible, Equatable, Sendable {
-    public let file: String
-    public let line: Int
-    public let message: String
-
-    public init(file: String, line: Int, _ message: String) {
-        self.file = file
-        self.line = line
-        self.message = message
-    }
-
-    public var description: String { "\(file):\(line): \(message)" }
-}
+public typealias ConfigError = ConfigDiagnostic
+public typealias ConfigWarning = ConfigDiagnostic
 
 /// One `key = value` line.
 public struct ConfigEntry: Sendable, Equatable {

@@ -120,6 +120,10 @@ struct SectionReader {
         guard ok else {
             throw ConfigError(file: file, line: line, "invalid value '\(v)' for '\(k.name)': expected \(k.kind.expectation)")
         }
+        if case .url = k.kind, let scheme = v.range(of: "://"), v[scheme.upperBound...].prefix(while: { $0 != "/" }).contains("@") {
+            // Never echo it: the URL is shown by check-config, the log and /api/status.
+            throw ConfigError(file: file, line: line, "'\(k.name)' must not carry credentials (user:password@): set username and password_file instead")
+        }
     }
 
     func line(_ key: String) -> Int { section.entries.last { $0.key == key }?.line ?? section.line }

@@ -14,7 +14,7 @@ public struct ServerConfig: Sendable, Equatable {
     public var tlsKey: String?
 
     static let schema = SectionSchema(kind: "server", named: false, keys: [
-        ConfigKey("listen", .listen, default: "0.0.0.0:5000", repeatable: true, help: "address to listen on; repeat for several ([::]:5000, 127.0.0.1:5000)"),
+        ConfigKey("listen", .listen, default: "0.0.0.0:5000", repeatable: true, help: "address to listen on; repeat for several; [::]:5000 is IPv6 only, so list 0.0.0.0:5000 beside it for IPv4 clients"),
         ConfigKey("workers", .integer(0...256), default: "0", help: "event-loop threads; 0 = one per CPU core"),
         ConfigKey("header_timeout", .duration, default: "10s", help: "a request head must arrive within this (slowloris guard)"),
         ConfigKey("idle_timeout", .duration, default: "60s", help: "idle keep-alive connections are closed after this"),

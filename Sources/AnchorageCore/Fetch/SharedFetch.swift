@@ -46,6 +46,10 @@ final class SharedFetch: BodyStream, TransferSink, @unchecked Sendable {
     /// the first chunk and the last), not for every chunk: one connection
     /// wake-up per chunk would cost the sending loop more than the send.
     static let publishStep: Int64 = 256 * 1024
+    /// Room in the cache is reserved as bytes arrive, this much ahead, not
+    /// for the whole announced length at once: an upstream that promises
+    /// 150 MB and sends 2 evicts nothing it did not need.
+    static let reserveStep: Int64 = 1 << 20
 
     let digest: Digest
     let upstreamName: String
@@ -137,8 +141,9 @@ final class SharedFetch: BodyStream, TransferSink, @unchecked Sendable {
         }
         expected = cl
         writer.expectedLength = cl
-        cacheable = store.index.reserve(cl)
-        if cacheable { reserved = cl }
+        // A blob larger than the whole cache is streamed without caching,
+        // and evicts nothing.
+        cacheable = store.index.fits(cl)
         let waiters = state.withLock { s -> [@Sendable (Result<Int64, UpstreamError>) -> Void] in
             s.length = cl
             s.phase = .streaming
@@ -153,6 +158,11 @@ final class SharedFetch: BodyStream, TransferSink, @unchecked Sendable {
         guard writer.received + Int64(chunk.count) <= expected else {
             fail(.protocolError("upstream sent more bytes than its Content-Length"))
             return false
+        }
+        if cacheable, writer.received + Int64(chunk.count) > reserved {
+            let step = min(expected - reserved, max(SharedFetch.reserveStep, writer.received + Int64(chunk.count) - reserved))
+            store.index.reserve(step)
+            reserved += step
         }
         guard writer.append(chunk), writer.received < expected || writer.flush() else {
             failWrite()

@@ -47,8 +47,8 @@ final class BlobService: Sendable {
             pool.submit { [self] in responder.respond(headFromUpstream(upstream, name, d)) }
             return
         }
-        guard upstream.breaker.allow() || inFlightHas(d) else {
-            return responder.respond(RegistryError.upstream(.circuitOpen, unknown: .blobUnknown, upstream: upstream.name).response)
+        if let refusal = upstream.breaker.refusal, !inFlightHas(d) {
+            return responder.respond(RegistryError.upstream(refusal, unknown: .blobUnknown, upstream: upstream.name).response)
         }
         let path = "\(name.value)/blobs/\(d)"
         serveOrFetch(d, source: upstream.name, headers: BlobService.headers(d), responder,
@@ -63,9 +63,11 @@ final class BlobService: Sendable {
     func serveOrFetch(_ d: Digest, source: String, headers: HTTPHeaders, _ responder: HTTPResponder,
                       error: @escaping @Sendable (UpstreamError) -> HTTPResponse,
                       fetch: @escaping @Sendable (SharedFetch) -> Result<ResponseHead, UpstreamError>) {
-        switch inFlight.join(d, store: store, create: { SharedFetch(digest: d, store: store, upstreamName: source, counters: counters) }) {
+        switch inFlight.join(d, source: source, store: store, create: { SharedFetch(digest: d, store: store, upstreamName: source, counters: counters) }) {
         case .hit:
             responder.respond(hitResponse(d, headers: headers) ?? .text(.notFound, "evicted while being requested; retry"))
+        case .busy:
+            responder.respond(error(.tooManyFetches))
         case .failed:
             responder.respond(error(.protocolError("cache cannot store new blobs (see the mirror's log)")))
         case .follow(let ingest):
@@ -76,7 +78,7 @@ final class BlobService: Sendable {
             fetchThreads.submit { [inFlight] in
                 let result = fetch(ingest)
                 ingest.finish(result)
-                inFlight.remove(d)
+                inFlight.remove(d, source: source)
                 if case .failure(let e) = result {
                     Log.warn("fetch failed", ["source": source, "digest": d.description, "error": e.description, "class": e.kind])
                 }
@@ -96,9 +98,18 @@ final class BlobService: Sendable {
         let done = DispatchSemaphore(value: 0)
         let outcome = Mutex<UpstreamError?>(nil)
         var transferred: Int64 = 0
-        switch inFlight.join(d, store: store, create: { SharedFetch(digest: d, store: store, upstreamName: source, counters: counters) }) {
+        var joined = inFlight.join(d, source: source, store: store, create: { SharedFetch(digest: d, store: store, upstreamName: source, counters: counters) })
+        // Sync waits for a slot rather than failing: it runs a few at a time anyway.
+        for _ in 0..<600 {
+            guard case .busy = joined else { break }
+            usleep(100_000)
+            joined = inFlight.join(d, source: source, store: store, create: { SharedFetch(digest: d, store: store, upstreamName: source, counters: counters) })
+        }
+        switch joined {
         case .hit:
             return .success(0)
+        case .busy:
+            return .failure(.tooManyFetches)
         case .failed:
             return .failure(.protocolError("cache cannot store new blobs"))
         case .follow(let ingest):
@@ -110,7 +121,7 @@ final class BlobService: Sendable {
             counters.upstreamBlobFetches.add(1, ordering: .relaxed)
             let result = fetch(ingest)
             ingest.finish(result)
-            inFlight.remove(d)
+            inFlight.remove(d, source: source)
             ingest.whenFinished { e in
                 outcome.withLock { $0 = e }
                 done.signal()
@@ -123,8 +134,7 @@ final class BlobService: Sendable {
     }
 
     private func inFlightHas(_ d: Digest) -> Bool {
-        if case .follow = inFlight.join(d, store: store, create: { nil }) { return true }
-        return false
+        inFlight.contains(d)
     }
 
     /// How a growing body's head reaches the loop: a follower's callback just

@@ -72,7 +72,7 @@ final class ManifestService: Sendable {
         let now = CacheIndex.nowMillis()
         let ttl = freshFor(upstream)
         let record = tags.get(upstream: upstream.name, name: name, tag: tag)
-        let cached = record.flatMap { rec in store.contains(rec.digest) ? rec : nil }
+        let cached = record.flatMap { rec in store.contains(rec.digest) || hot.get(rec.digest) != nil ? rec : nil }
         if let rec = cached, now - rec.checkedAt < ttl, let r = cachedResponse(rec.digest, mediaType: rec.mediaType, cache: .hit) {
             return r
         }
@@ -214,7 +214,13 @@ final class ManifestService: Sendable {
         case .verified(let m):
             // Until the files land, requests by digest are answered from here.
             hot.put(m.digest, m.body, mediaType: m.mediaType)
-            if let tag { negative.withLock { _ = $0.removeValue(forKey: negativeKey(upstream, name, tag)) } }
+            if let tag {
+                negative.withLock { _ = $0.removeValue(forKey: negativeKey(upstream, name, tag)) }
+                // The next request for the tag (a GET after a HEAD) finds it
+                // in memory, not an upstream fetch, while the files are written.
+                tags.remember(upstream: upstream.name, name: name, tag: tag,
+                              record: TagRecord(digest: m.digest, mediaType: m.mediaType, checkedAt: CacheIndex.nowMillis()))
+            }
             writes.async { [self] in keep(m, upstream, name, tag: tag) }
             return response(body: .bytes(m.body), digest: m.digest, mediaType: m.mediaType, cache: m.digest == cached?.digest ? .revalidated : .miss)
         }

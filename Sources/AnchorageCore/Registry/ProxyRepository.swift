@@ -1,3 +1,5 @@
+import Foundation
+
 /// A repository that mirrors one upstream registry (a `[registry]`
 /// section): pulls only. Blobs and manifests are served from the store or
 /// fetched once from the upstream; tags are listed live; every method that
@@ -30,7 +32,8 @@ final class ProxyRepository: Repository {
         case .base:
             responder.respond(RegistryHandler.baseResponse)
         case .uploads:
-            responder.respond(RegistryError(.unsupported, .methodNotAllowed, "uploads are not supported: this is a read-only pull-through mirror").response)
+            // A GET of an upload's status: no upload exists here.
+            responder.respond(RegistryError(.blobUploadUnknown, .notFound, "blob upload unknown: this pull-through mirror takes no uploads").response)
         case .blob(let name, let digest):
             blobs.serve(upstream, name, digest, method: request.method, responder)
         case .manifest(let name, let ref):
@@ -47,34 +50,75 @@ final class ProxyRepository: Repository {
                 responder.respond(manifests.get(upstream, name, ref, accept: accept.isEmpty ? nil : accept))
             }
         case .tags(let name):
-            let query = ProxyRepository.tagsQuery(request)
-            pool.submit { [upstream] in responder.respond(ProxyRepository.tags(upstream, name, query: query)) }
+            let page = TagPage(request)
+            pool.submit { [upstream] in responder.respond(ProxyRepository.tags(upstream, name, page: page)) }
         }
     }
 
-    /// `n` and `last`, re-encoded: only validated values go upstream.
-    static func tagsQuery(_ request: HTTPRequest) -> String {
-        var q: [String] = []
-        if let n = request.queryValue("n"), let v = Int(n), v >= 0 { q.append("n=\(v)") }
-        if let last = request.queryValue("last"), let t = Tag(last) { q.append("last=\(t.value)") }
-        return q.isEmpty ? "" : "?" + q.joined(separator: "&")
-    }
-
-    /// Tags are listed live (not cached): they are what changes.
-    static func tags(_ upstream: RegistryUpstream, _ name: RepositoryName, query: String) -> HTTPResponse {
-        let sink = CollectingSink(limit: 8 << 20)
-        switch upstream.request("GET", path: "\(name.value)/tags/list\(query)", repository: name, accept: "application/json", sink: sink) {
-        case .failure(let e):
-            return RegistryError.upstream(e, unknown: .nameUnknown, upstream: upstream.name).response
-        case .success(let head):
-            guard head.status == 200, !sink.overflowed else {
-                return RegistryError.upstream(UpstreamError.from(status: head.status, headers: head.headers), unknown: .nameUnknown, upstream: upstream.name).response
+    /// Tags are listed live (not cached): they are what changes. The whole
+    /// list is read from the upstream (following its `Link` pages), then
+    /// sorted and cut to the client's `n`/`last` here, since upstreams differ
+    /// in whether they apply them.
+    static func tags(_ upstream: RegistryUpstream, _ name: RepositoryName, page: TagPage) -> HTTPResponse {
+        var all: [String] = []
+        var path = "\(name.value)/tags/list"
+        for _ in 0..<100 {
+            let sink = CollectingSink(limit: 8 << 20)
+            switch upstream.request("GET", path: path, repository: name, accept: "application/json", sink: sink) {
+            case .failure(let e):
+                return RegistryError.upstream(e, unknown: .nameUnknown, upstream: upstream.name).response
+            case .success(let head):
+                guard head.status == 200, !sink.overflowed else {
+                    return RegistryError.upstream(UpstreamError.from(status: head.status, headers: head.headers), unknown: .nameUnknown, upstream: upstream.name).response
+                }
+                let obj = (try? JSONSerialization.jsonObject(with: Data(sink.body))) as? [String: Any]
+                all += (obj?["tags"] as? [String]) ?? []
+                guard let next = TagPage.nextPath(head.headers["Link"]) else { return page.response(name, tags: all) }
+                path = next
             }
-            var h = HTTPHeaders()
-            h.add("Content-Type", "application/json")
-            h.add("Docker-Distribution-API-Version", "registry/2.0")
-            if let link = head.headers["Link"], link.hasPrefix("</v2/") { h.add("Link", link) }
-            return HTTPResponse(status: .ok, headers: h, body: .bytes(sink.body), cacheStatus: .pass)
         }
+        return page.response(name, tags: all)
+    }
+}
+
+/// A client's `n` and `last` for `tags/list` (invalid values are ignored),
+/// applied to the upstream's whole list sorted lexically, with a `Link` to
+/// the next page as the distribution spec describes.
+struct TagPage: Sendable {
+    let n: Int?
+    let last: Tag?
+    /// The path and `ns` the client asked with, for the `Link`.
+    let path: String
+    let ns: String?
+
+    init(_ request: HTTPRequest) {
+        n = request.queryValue("n").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
+        last = request.queryValue("last").flatMap { Tag($0) }
+        path = request.path
+        ns = request.queryValue("ns").flatMap { RegistryConfig.isValidName($0) ? $0 : nil }
+    }
+
+    func response(_ name: RepositoryName, tags: [String]) -> HTTPResponse {
+        var list = Array(Set(tags.compactMap { Tag($0)?.value })).sorted()
+        if let last { list = list.filter { $0 > last.value } }
+        var h = HTTPHeaders()
+        h.add("Content-Type", "application/json")
+        h.add("Docker-Distribution-API-Version", "registry/2.0")
+        if let n, list.count > n {
+            list = Array(list.prefix(n))
+            if let end = list.last {
+                h.add("Link", "<\(path)?n=\(n)&last=\(end)\(ns.map { "&ns=\($0)" } ?? "")>; rel=\"next\"")
+            }
+        }
+        let body = "{\"name\":\"\(name.value)\",\"tags\":[\(list.map { "\"\($0)\"" }.joined(separator: ","))]}\n"
+        return HTTPResponse(status: .ok, headers: h, body: .text(body), cacheStatus: .pass)
+    }
+
+    /// The upstream's next page (`Link: </v2/…>; rel="next"`) as a path under `/v2/`.
+    static func nextPath(_ link: String?) -> String? {
+        guard let link, link.contains("rel=\"next\""), let open = link.firstIndex(of: "<"), let close = link.firstIndex(of: ">"), open < close else { return nil }
+        let target = link[link.index(after: open)..<close]
+        guard target.hasPrefix("/v2/"), !target.contains("\r"), !target.contains("\n") else { return nil }
+        return String(target.dropFirst(4))
     }
 }

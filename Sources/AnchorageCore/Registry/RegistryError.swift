@@ -8,8 +8,8 @@ public struct RegistryError: Error, Sendable, Equatable {
         case nameUnknown = "NAME_UNKNOWN"
         case manifestUnknown = "MANIFEST_UNKNOWN"
         case manifestInvalid = "MANIFEST_INVALID"
-        case tagInvalid = "TAG_INVALID"
         case blobUnknown = "BLOB_UNKNOWN"
+        case blobUploadUnknown = "BLOB_UPLOAD_UNKNOWN"
         case digestInvalid = "DIGEST_INVALID"
         case unsupported = "UNSUPPORTED"
         case denied = "DENIED"
@@ -44,6 +44,15 @@ public struct RegistryError: Error, Sendable, Equatable {
             return RegistryError(.denied, .forbidden, "upstream \(upstream) denied access (\(c))", detail: upstream)
         case .rateLimited(let after):
             var r = RegistryError(.tooManyRequests, .tooManyRequests, "upstream \(upstream) is rate limiting this mirror", detail: upstream)
+            r.retryAfter = after
+            return r
+        case .tooManyFetches:
+            var r = RegistryError(.tooManyRequests, .tooManyRequests, "\(e)", detail: upstream)
+            r.retryAfter = 1
+            return r
+        case .serverError(_, let after):
+            // The upstream's Retry-After is passed on: clients back off as it asked.
+            var r = RegistryError(.unavailable, .serviceUnavailable, "upstream \(upstream) unavailable: \(e)", detail: upstream)
             r.retryAfter = after
             return r
         default:

@@ -56,9 +56,11 @@ struct RegistryRouter {
             return .success((repository, .tags(name)))
         case .manifests:
             guard let ref = Reference(resource) else {
+                // A reference that is no tag names no manifest: 404, as the
+                // distribution registry answers and conformance suites expect.
                 return .failure(resource.containsBytes(":")
                     ? RegistryError(.digestInvalid, .badRequest, "invalid digest", detail: String(resource.prefix(200)))
-                    : RegistryError(.tagInvalid, .badRequest, "invalid tag", detail: String(resource.prefix(200))))
+                    : RegistryError(.manifestUnknown, .notFound, "manifest unknown: not a valid tag", detail: String(resource.prefix(200))))
             }
             return .success((repository, .manifest(name, ref)))
         case .blobs:

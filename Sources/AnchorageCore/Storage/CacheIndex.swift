@@ -96,14 +96,15 @@ public final class CacheIndex: Sendable {
         evictIfNeeded()
     }
 
-    /// Before an ingest of `bytes`: makes room so that committed plus
-    /// reserved bytes stay within `max_size`. False when it cannot fit at all
-    /// (the blob alone is larger than the cache): stream it without caching.
-    func reserve(_ bytes: Int64) -> Bool {
-        guard bytes <= maxSize else { return false }
+    /// Whether a blob of `bytes` can be cached at all (it alone is not
+    /// larger than `max_size`).
+    func fits(_ bytes: Int64) -> Bool { bytes <= maxSize }
+
+    /// Room for `bytes` more of a blob being fetched: evicts so that
+    /// committed plus reserved bytes stay within `max_size`.
+    func reserve(_ bytes: Int64) {
         state.withLock { $0.reserved += bytes }
         evictIfNeeded()
-        return true
     }
 
     func release(_ bytes: Int64) {

@@ -7,8 +7,10 @@ struct TagRecord: Sendable, Equatable {
     let mediaType: String
     /// Unix ms of the last successful upstream check.
     let checkedAt: Int64
-    /// The `checkedAt` the tag's file holds (it is rewritten lazily).
+    /// The `checkedAt` the tag's file holds (it is rewritten lazily);
+    /// `unwritten` while the record is only in memory.
     var persistedAt: Int64
+    static let unwritten = Int64.min
 
     init(digest: Digest, mediaType: String, checkedAt: Int64) {
         self.digest = digest
@@ -48,6 +50,15 @@ final class TagIndex: Sendable {
         return memo.withLock { $0[path] }
     }
 
+    /// Makes the record visible in memory at once, before its file (and its
+    /// manifest's) are written: the request that follows a fetch finds the
+    /// tag. The `put` that follows writes the file.
+    func remember(upstream: String, name: RepositoryName, tag: Tag, record: TagRecord) {
+        var r = record
+        r.persistedAt = TagRecord.unwritten
+        memo.withLock { $0[layout.tag(upstream: upstream, name: name, tag: tag)] = r }
+    }
+
     func put(upstream: String, name: RepositoryName, tag: Tag, record: TagRecord) {
         let path = layout.tag(upstream: upstream, name: name, tag: tag)
         // A revalidation that found the same digest only moves `checkedAt`:
@@ -57,7 +68,7 @@ final class TagIndex: Sendable {
         let write = memo.withLock { m -> Write in
             var r = record
             defer { m[path] = r }
-            guard let p = m[path], p.digest == record.digest, p.mediaType == record.mediaType else { return .durable }
+            guard let p = m[path], p.persistedAt != TagRecord.unwritten, p.digest == record.digest, p.mediaType == record.mediaType else { return .durable }
             if record.checkedAt - p.persistedAt < 60_000 {
                 r.persistedAt = p.persistedAt
                 return .none

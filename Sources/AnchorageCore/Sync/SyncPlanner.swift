@@ -71,7 +71,7 @@ struct SyncPlanner {
         case .chart(let repo, let file):
             planChart(&it, repo, file)
         case .image(let up, let name, let ref):
-            switch retryingOutages { manifest(up, name, ref) } {
+            switch retryingOutages({ manifest(up, name, ref) }) {
             case .failure(let e):
                 it.error = "manifest: \(e)"
             case .success(let m):
@@ -83,7 +83,7 @@ struct SyncPlanner {
                 }
                 for child in children where platformWanted(child["platform"] as? [String: Any]) {
                     guard let d = (child["digest"] as? String).flatMap(Digest.init) else { continue }
-                    switch retryingOutages { manifest(up, name, .digest(d)) } {
+                    switch retryingOutages({ manifest(up, name, .digest(d)) }) {
                     case .failure(let e): it.error = "manifest \(d): \(e)"
                     case .success(let child):
                         it.manifests.append(child.digest)

@@ -1,8 +1,10 @@
 import COpenSSL
 import Synchronization
 
-/// The server's TLS settings (OpenSSL): TLS 1.2 and newer with OpenSSL's
-/// default modern cipher list, no renegotiation. The certificate and key are
+/// The server's TLS settings (OpenSSL): TLS 1.2 and newer, no
+/// renegotiation; under TLS 1.2 only forward-secret AEAD suites (Mozilla's
+/// "intermediate" list: no static RSA key exchange, no CBC); TLS 1.3's
+/// suites are all AEAD and forward-secret already. The certificate and key are
 /// loaded into a new SSL_CTX on `reload` (SIGHUP); connections accepted after
 /// that use it, established ones keep theirs.
 public final class TLSContext: @unchecked Sendable {
@@ -14,6 +16,12 @@ public final class TLSContext: @unchecked Sendable {
         public let description: String
     }
 
+    static let tls12Ciphers = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+        "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384",
+    ].joined(separator: ":")
+
     public init(certPath: String, keyPath: String) throws {
         self.certPath = certPath
         self.keyPath = keyPath
@@ -24,6 +32,10 @@ public final class TLSContext: @unchecked Sendable {
         guard let ctx = SSL_CTX_new(TLS_server_method()) else { throw LoadError(description: "SSL_CTX_new failed") }
         _ = anch_ssl_ctx_min_tls12(ctx)
         _ = anch_ssl_ctx_no_renegotiation(ctx)
+        guard SSL_CTX_set_cipher_list(ctx, TLSContext.tls12Ciphers) == 1 else {
+            SSL_CTX_free(ctx)
+            throw LoadError(description: "cannot set the TLS 1.2 cipher list: \(TLSContext.lastError())")
+        }
         guard SSL_CTX_use_certificate_chain_file(ctx, certPath) == 1 else {
             SSL_CTX_free(ctx)
             throw LoadError(description: "cannot load certificate chain \(certPath): \(TLSContext.lastError())")

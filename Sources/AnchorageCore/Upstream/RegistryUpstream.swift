@@ -39,7 +39,7 @@ final class RegistryUpstream: Sendable {
     /// the sink sees the final response. A 401 with a challenge is answered
     /// (token or Basic) and retried once.
     func request(_ method: String, path: String, repository: RepositoryName?, accept: String?, extraHeaders: [String] = [], sink: TransferSink) -> Result<ResponseHead, UpstreamError> {
-        guard breaker.allow() else { return .failure(.circuitOpen) }
+        if let refusal = breaker.admit() { return .failure(refusal) }
         let scope = repository.map { "repository:\($0.value):pull" } ?? ""
         let url = "\(config.url)/v2/\(path)"
         var useBasic = false
@@ -54,7 +54,7 @@ final class RegistryUpstream: Sendable {
             let gate = AuthGate(inner: sink, swallow401: attempt == 0)
             switch client.perform(method: method, url: url, headers: headers, options: options, sink: gate) {
             case .failure(let e):
-                if e.isOutage { breaker.recordFailure() }
+                record(e)
                 counters.recordUpstream(name, e.kind)
                 return .failure(e)
             case .success(let head):
@@ -66,7 +66,7 @@ final class RegistryUpstream: Sendable {
                     switch challenge.scheme {
                     case "bearer":
                         if case .failure(let e) = fetchToken(challenge, scope: scope) {
-                            if e.isOutage { breaker.recordFailure() }
+                            record(e)
                             return .failure(e)
                         }
                         continue
@@ -77,12 +77,24 @@ final class RegistryUpstream: Sendable {
                         break
                     }
                 }
-                if head.status >= 500 || head.status == 429 { breaker.recordFailure() } else { breaker.recordSuccess() }
+                record(head.status < 400 ? nil : UpstreamError.from(status: head.status, headers: head.headers))
                 counters.recordUpstream(name, head.status < 400 ? "ok" : UpstreamError.from(status: head.status, headers: head.headers).kind)
                 return .success(head)
             }
         }
         return .failure(.denied(401))
+    }
+
+    /// Feeds the breaker one request's outcome (nil: it succeeded). Every
+    /// request that passed `admit()` reports, so a half-open probe always
+    /// settles: an outage opens the breaker, a 429 holds it for its
+    /// Retry-After, anything else means the upstream answered.
+    private func record(_ e: UpstreamError?) {
+        switch e {
+        case .rateLimited(let after)?: breaker.recordRateLimited(retryAfter: after)
+        case let e? where e.isOutage: breaker.recordFailure()
+        default: breaker.recordSuccess()
+        }
     }
 
     /// `GET <url>/v2/`, outside the breaker and the metrics, answered or not:

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Why an upstream request failed, classified once so that the freshness
 /// policy (stale-if-error, circuit breaker, negative cache) reads as a table.
 public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -6,9 +8,10 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
     case denied(Int)                    // 401/403 after the auth flow
     case notFound                       // 404
     case rateLimited(retryAfter: Int?)  // 429
-    case serverError(Int)               // 5xx
+    case serverError(Int, retryAfter: Int?)  // 5xx
     case protocolError(String)          // redirect loop, short body, bad token response, …
     case circuitOpen                    // recent failures: not asked at all
+    case tooManyFetches                 // this mirror's own limit on concurrent fetches
     case digestMismatch(expected: String, actual: String)
 
     public var description: String {
@@ -18,9 +21,10 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
         case .denied(let c): "upstream denied access (\(c))"
         case .notFound: "not found upstream"
         case .rateLimited(let r): "upstream rate limit (429\(r.map { ", retry after \($0)s" } ?? ""))"
-        case .serverError(let c): "upstream error \(c)"
+        case .serverError(let c, _): "upstream error \(c)"
         case .protocolError(let s): "upstream protocol error: \(s)"
         case .circuitOpen: "upstream marked down after repeated failures"
+        case .tooManyFetches: "too many blobs are being fetched at once; retry shortly"
         case .digestMismatch(let e, let a): "upstream sent content with digest \(a), expected \(e)"
         }
     }
@@ -45,6 +49,7 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
         case .serverError: "server_error"
         case .protocolError: "protocol_error"
         case .circuitOpen: "circuit_open"
+        case .tooManyFetches: "too_many_fetches"
         case .digestMismatch: "digest_mismatch"
         }
     }
@@ -54,9 +59,22 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
         switch status {
         case 401, 403: return .denied(status)
         case 404: return .notFound
-        case 429: return .rateLimited(retryAfter: headers["Retry-After"].flatMap { Int($0.trimmed(" ")) })
-        case 500...599: return .serverError(status)
+        case 429: return .rateLimited(retryAfter: retryAfter(headers["Retry-After"]))
+        case 500...599: return .serverError(status, retryAfter: retryAfter(headers["Retry-After"]))
         default: return .protocolError("unexpected status \(status)")
         }
+    }
+
+    /// A `Retry-After` value in seconds from now: delay-seconds, or an
+    /// HTTP-date (RFC 9110 §10.2.3); a date in the past is 0.
+    static func retryAfter(_ value: String?, now: Date = Date()) -> Int? {
+        guard let v = value?.trimmed(" ") else { return nil }
+        if let n = Int(v) { return n >= 0 ? n : nil }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = f.date(from: v) else { return nil }
+        return max(0, Int(date.timeIntervalSince(now).rounded(.up)))
     }
 }
