@@ -110,7 +110,14 @@ final class FaultTests: XCTestCase {
         let f = try start()
         let up = try UpstreamRegistry(self)
         try up.push(name: "team/fill", tag: "v1", layers: 4, layerSize: 4_000_000)
-        let m = try AnchorageServer(self, cacheKeys: "max_size = 24MB\n", config: """
+        let manifest = try curl(["-s", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(up.url)/v2/team/fill/manifests/v1"]).stdout
+        let descriptors = (try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])?["layers"] as? [[String: Any]] ?? []
+        let layers = descriptors.compactMap { $0["digest"] as? String }
+        let filled = descriptors.compactMap { $0["size"] as? Int }.reduce(0, +)
+        XCTAssertEqual(layers.count, 4)
+        // The cache has 8 MB to spare; the promise asks for 12.
+        let maxSize = filled + 8_000_000
+        let m = try AnchorageServer(self, cacheKeys: "max_size = \(maxSize)B\n", config: """
             [upstream]
             breaker_threshold = 1000
             [registry "up.test"]
@@ -119,9 +126,6 @@ final class FaultTests: XCTestCase {
             [registry "fault.test"]
             url = \(f.url)
             """)
-        let manifest = try curl(["-s", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(up.url)/v2/team/fill/manifests/v1"]).stdout
-        let layers = ((try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])?["layers"] as? [[String: Any]] ?? []).compactMap { $0["digest"] as? String }
-        XCTAssertEqual(layers.count, 4)
         func cached(_ d: String) -> Bool {
             let hex = d.dropFirst(7)
             return FileManager.default.fileExists(atPath: "\(m.dir.path)/cache/blobs/sha256/\(hex.prefix(2))/\(hex)")
@@ -132,8 +136,8 @@ final class FaultTests: XCTestCase {
         // An entry is committed (fsync, rename) just after its last byte went out.
         let until = Date().addingTimeInterval(30)
         while !layers.allSatisfy(cached) && Date() < until { usleep(50_000) }
-        XCTAssertTrue(layers.allSatisfy(cached), "16 MB of 24 cached")
-        for promise in ["10000000", "100000000"] {
+        XCTAssertTrue(layers.allSatisfy(cached), "\(filled) bytes of \(maxSize) cached")
+        for promise in [maxSize - filled + 4_000_000, 10 * maxSize] {
             try f.mode("promise:\(promise)")
             let r = try curl(["-s", "-o", "/dev/null", "\(m.base)/v2/fault.test/fault/app/blobs/\(f.blob)"])
             XCTAssertNotEqual(r.status, 0, "the client is cut off: \(promise)")
