@@ -186,6 +186,28 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/fault/app/blobs/\(f.blob)"]).stdout, "200")
     }
 
+    /// A blob answered without a length (chunked, or ended by closing the
+    /// connection) is accepted: its digest is what makes it safe. Clients,
+    /// leader and followers, get it whole once it is verified, and it is cached.
+    func testChunkedAndLengthlessBlobResponsesAreAccepted() throws {
+        let f = try start()
+        let expectedHex = String(f.blob.dropFirst(7))
+        for mode in ["chunked", "eof"] {
+            let m = try AnchorageServer(self, config: "[registry \"fault.test\"]\nurl = \(f.url)\n")
+            try f.mode(mode)
+            let url = "\(m.base)/v2/fault/app/blobs/\(f.blob)"
+            let both = try runCommand(["bash", "-c", "(curl -sS --fail \(url) | sha256sum) & (curl -sS --fail \(url) | sha256sum) & wait"])
+            XCTAssertEqual(both.stdout.split(separator: "\n").filter { $0.hasPrefix(expectedHex) }.count, 2, "\(mode): \(both.stdout) \(both.stderr)\n\(m.log)")
+            let again = try curl(["-s", "-D", "-", "-o", "/dev/null", url]).stdout
+            XCTAssertTrue(again.contains("Content-Length: 3000000"), again)
+            XCTAssertTrue(f.blobGets() >= 1)
+            let until = Date().addingTimeInterval(30)
+            while cachedBlobs(m).isEmpty && Date() < until { usleep(50_000) }
+            XCTAssertEqual(cachedBlobs(m).count, 1, "\(mode): cached after verification")
+            m.stop()
+        }
+    }
+
     /// An upstream 5xx's Retry-After (seconds or an HTTP date) reaches the
     /// client, for blobs and manifests alike.
     func testUpstreamRetryAfterIsPassedOn() throws {

@@ -16,6 +16,8 @@ misbehave until the next change:
                 Retry-After: 7, status:CODE:date a Retry-After HTTP date 120 s ahead
   promise:N     Content-Length N, send 2 MiB of the blob, close
   hang:S        a GET of an unknown blob waits S seconds, then 404
+  chunked       the body with Transfer-Encoding: chunked (no length)
+  eof           the body with no length, ended by closing the connection
   redirect_loop 302 to itself
   bad_manifest  manifests by digest answer different bytes
 Every request is logged on stdout.
@@ -63,6 +65,24 @@ class H(BaseHTTPRequestHandler):
             body = bytearray(body)
             body[len(body) // 2] ^= 0xFF
             body = bytes(body)
+        if mode in ("chunked", "eof") and self.command == "GET":
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            for k, v in (extra or {}).items():
+                self.send_header(k, v)
+            if mode == "chunked":
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i in range(0, len(body), 100_000):
+                    part = body[i:i + 100_000]
+                    self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n"); self.wfile.flush()
+            else:
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body); self.wfile.flush()
+                self.close_connection = True
+            return
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         length = len(body) - 1000 if mode == "more" else len(body)

@@ -57,7 +57,9 @@ final class SharedFetch: BodyStream, TransferSink, @unchecked Sendable {
     private let writer: BlobWriter
     private var reserved: Int64 = 0         // fetch thread only
     private var cacheable = true            // fetch thread only
-    private var expected: Int64 = 0         // fetch thread: the Content-Length (from `begin`)
+    /// Fetch thread: the Content-Length (from `begin`); nil for a chunked or
+    /// close-delimited body, whose length is known only at its end.
+    private var expected: Int64?
     private var announced: Int64 = 0        // fetch thread: bytes published to readers
     private let state = Mutex(State())
     let counters: Counters
@@ -136,38 +138,54 @@ final class SharedFetch: BodyStream, TransferSink, @unchecked Sendable {
     func begin(status: Int, headers: HTTPHeaders) -> Bool {
         guard status == 200 else { return false }
         guard let cl = headers["Content-Length"].flatMap({ Int64($0) }), cl >= 0 else {
-            fail(.protocolError("blob response without Content-Length"))
-            return false
+            // Chunked or close-delimited (some proxies and CDNs answer so):
+            // the digest makes the length unnecessary for safety. Clients
+            // get their answer once the whole body is here and verified.
+            expected = nil
+            return true
         }
         expected = cl
         writer.expectedLength = cl
         // A blob larger than the whole cache is streamed without caching,
         // and evicts nothing.
         cacheable = store.index.fits(cl)
+        announceHead(cl)
+        return true
+    }
+
+    /// The length is known: answer every client waiting for the head.
+    private func announceHead(_ length: Int64) {
         let waiters = state.withLock { s -> [@Sendable (Result<Int64, UpstreamError>) -> Void] in
-            s.length = cl
+            s.length = length
             s.phase = .streaming
             defer { s.headWaiters = [] }
             return s.headWaiters
         }
-        for w in waiters { w(.success(cl)) }
-        return true
+        for w in waiters { w(.success(length)) }
     }
 
     func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
-        guard writer.received + Int64(chunk.count) <= expected else {
+        let after = writer.received + Int64(chunk.count)
+        if let expected, after > expected {
             fail(.protocolError("upstream sent more bytes than its Content-Length"))
             return false
         }
-        if cacheable, writer.received + Int64(chunk.count) > reserved {
-            let step = min(expected - reserved, max(SharedFetch.reserveStep, writer.received + Int64(chunk.count) - reserved))
-            store.index.reserve(step)
-            reserved += step
+        if cacheable, after > reserved {
+            let step = min((expected ?? Int64.max) - reserved, max(SharedFetch.reserveStep, after - reserved))
+            if expected == nil, !store.index.fits(reserved + step) {
+                // A length-less body that outgrew the cache: served, not cached.
+                cacheable = false
+            } else {
+                store.index.reserve(step)
+                reserved += step
+            }
         }
-        guard writer.append(chunk), writer.received < expected || writer.flush() else {
+        guard writer.append(chunk), after != expected || writer.flush() else {
             failWrite()
             return false
         }
+        // Without a length nobody reads before the end: nothing to publish.
+        guard let expected else { return true }
         let onDisk = writer.onDisk
         if onDisk - announced >= SharedFetch.publishStep || (announced == 0 && onDisk > 0) || onDisk == expected {
             announced = onDisk
@@ -227,9 +245,9 @@ final class SharedFetch: BodyStream, TransferSink, @unchecked Sendable {
         drain()
         if writer.isCancelled { return }   // already failed, readers cut off
         let written = writer.onDisk
-        guard written == expected, let actual = writer.computed else {
+        guard written == expected ?? written, let actual = writer.computed else {
             if writer.failure != nil { return failWrite() }
-            fail(.protocolError("upstream sent \(written) of \(expected) bytes"))
+            fail(.protocolError("upstream sent \(written) of \(expected ?? written) bytes"))
             return
         }
         guard actual == digest else {
@@ -238,6 +256,7 @@ final class SharedFetch: BodyStream, TransferSink, @unchecked Sendable {
             fail(.digestMismatch(expected: digest.description, actual: actual.description))
             return
         }
+        if expected == nil { announceHead(written) }
         // Verified: release the withheld tail to every reader now. Making the
         // entry durable (fsync of the whole file, then rename) can take a
         // second for a large blob; clients need not wait for it, only the
