@@ -208,6 +208,41 @@ final class FaultTests: XCTestCase {
         }
     }
 
+    /// An upstream that accepts and never answers holds at most its share
+    /// of the worker threads: a healthy upstream's tags and manifests are
+    /// still answered while a dozen requests to the hung one wait (the old
+    /// shared pool answered them only after the hung ones).
+    func testAHungUpstreamDoesNotBlockTheOthers() throws {
+        let f = try start()
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 1)
+        let m = try AnchorageServer(self, config: """
+            [upstream]
+            workers = 4
+            breaker_threshold = 1000
+            stall_timeout = 120s
+            [registry "up.test"]
+            url = \(up.url)
+            default = true
+            [registry "fault.test"]
+            url = \(f.url)
+            """)
+        try f.mode("hang:25")
+        _ = try BackgroundProcess(self, ["bash", "-c", """
+            for i in $(seq 1 12); do curl -s -o /dev/null --max-time 30 \(m.base)/v2/fault.test/fault/app/tags/list & done; wait
+            """], logPath: m.dir.file("hung.log"))
+        // The upstream holds the first of them (it says so when it starts to).
+        func holding() -> Int { f.proc.log.components(separatedBy: "hanging /v2/fault/app/tags/list").count - 1 }
+        let reached = Date().addingTimeInterval(20)
+        while holding() < 2 && Date() < reached { usleep(50_000) }
+        XCTAssertGreaterThanOrEqual(holding(), 2, f.proc.log)
+        // While they hang, the healthy upstream is answered.
+        XCTAssertEqual(try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "15", "\(m.base)/v2/team/app/tags/list"]).stdout, "200")
+        XCTAssertEqual(try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "15",
+                                 "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(m.base)/v2/team/app/manifests/v1"]).stdout, "200")
+        XCTAssertLessThanOrEqual(holding(), 2, "at most its share (2 of 4 threads) waits on the hung upstream")
+    }
+
     /// An upstream 5xx's Retry-After (seconds or an HTTP date) reaches the
     /// client, for blobs and manifests alike.
     func testUpstreamRetryAfterIsPassedOn() throws {

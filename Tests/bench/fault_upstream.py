@@ -15,7 +15,8 @@ misbehave until the next change:
   status:CODE   answer CODE (500, 502, 503, 429); status:CODE:retry adds
                 Retry-After: 7, status:CODE:date a Retry-After HTTP date 120 s ahead
   promise:N     Content-Length N, send 2 MiB of the blob, close
-  hang:S        a GET of an unknown blob waits S seconds, then 404
+  hang:S        a GET of anything it does not serve (an unknown blob, tags/list)
+                waits S seconds, then 404
   chunked       the body with Transfer-Encoding: chunked (no length)
   eof           the body with no length, ended by closing the connection
   redirect_loop 302 to itself
@@ -144,7 +145,8 @@ class H(BaseHTTPRequestHandler):
             if p == "/v2/fault/app/blobs/" + d:
                 self.send_body(200, b)
                 return
-        if MODE["mode"].startswith("hang:") and "/blobs/" in p:
+        if MODE["mode"].startswith("hang:") and p.startswith("/v2/fault/"):
+            print("hanging " + p, flush=True)
             time.sleep(float(MODE["mode"].split(":")[1]))
         self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers()
 

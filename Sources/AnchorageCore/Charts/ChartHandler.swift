@@ -130,7 +130,7 @@ final class ChartHandler: Sendable {
         if let d = repo.computedDigests.withLock({ $0[file] }), let f = store.open(d) {
             return responder.respond(HTTPResponse(status: .ok, headers: ChartHandler.archiveHeaders(d), body: HTTPBody(f), cacheStatus: .hit))
         }
-        pool.submit { [store] in
+        pool.submit(key: "charts/\(repo.name)") { [store] in
             let sink = CollectingSink(limit: 512 << 20)
             switch repo.client.perform(method: "GET", url: entry.url, headers: repo.headers(for: entry.url), options: repo.options, sink: sink) {
             case .failure(let e):
@@ -170,7 +170,7 @@ final class ChartHandler: Sendable {
         if let stored = repo.storedProvenance(chart) {
             return responder.respond(HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/pgp-signature")]), body: .bytes(stored), cacheStatus: .hit))
         }
-        pool.submit {
+        pool.submit(key: "charts/\(repo.name)") {
             let url = entry.url + ".prov"
             let sink = CollectingSink(limit: 1 << 20)
             switch repo.client.perform(method: "GET", url: url, headers: repo.headers(for: url), options: repo.options, sink: sink) {

@@ -110,7 +110,7 @@ final class ChartRepository: Sendable {
             }
             return nil
         }
-        if start { pool.submit { [self] in refresh() } }
+        if start { pool.submit(key: "charts/\(name)") { [self] in refresh() } }
         if let current { cb(current, nil) }
     }
 

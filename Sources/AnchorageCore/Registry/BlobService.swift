@@ -44,7 +44,7 @@ final class BlobService: Sendable {
     func serve(_ upstream: RegistryUpstream, _ name: RepositoryName, _ d: Digest, method: HTTPMethod, _ responder: HTTPResponder) {
         if serveCached(d, responder) { return }
         if method == .head {
-            pool.submit { [self] in responder.respond(headFromUpstream(upstream, name, d)) }
+            pool.submit(key: upstream.name) { [self] in responder.respond(headFromUpstream(upstream, name, d)) }
             return
         }
         if let refusal = upstream.breaker.refusal, !inFlightHas(d) {

@@ -46,12 +46,12 @@ final class ProxyRepository: Repository {
                 if let hit = manifests.cachedFreshTag(upstream, name, t) { return responder.respond(hit) }
             }
             let accept = request.headers.all("Accept").joined(separator: ", ")
-            pool.submit { [manifests, upstream] in
+            pool.submit(key: upstream.name) { [manifests, upstream] in
                 responder.respond(manifests.get(upstream, name, ref, accept: accept.isEmpty ? nil : accept))
             }
         case .tags(let name):
             let page = TagPage(request)
-            pool.submit { [upstream] in responder.respond(ProxyRepository.tags(upstream, name, page: page)) }
+            pool.submit(key: upstream.name) { [upstream] in responder.respond(ProxyRepository.tags(upstream, name, page: page)) }
         }
     }
 

@@ -3,12 +3,22 @@ import Foundation
 /// A fixed set of threads for short blocking jobs (manifest fetches, token
 /// requests, directory reads) so event loops never block. Long transfers
 /// (blob fetches) get a thread of their own instead of occupying the pool.
+///
+/// Jobs that wait on one upstream carry its name as their key, and at most
+/// half the threads run jobs of one key at a time; the rest of that key's
+/// jobs wait in a queue of their own. An upstream that accepts and never
+/// answers then holds at most its share, and work for the others goes on.
 public final class WorkerPool: @unchecked Sendable {
     private let cond = NSCondition()
     private var jobs: [@Sendable () -> Void] = []
     private var head = 0
+    /// The most threads one key's jobs may hold.
+    let share: Int
+    private var running: [String: Int] = [:]
+    private var held: [String: [@Sendable () -> Void]] = [:]
 
     public init(threads: Int, name: String) {
+        share = max(1, threads / 2)
         for i in 0..<max(1, threads) {
             let t = Thread { [self] in loop() }
             t.name = "\(name)-\(i)"
@@ -16,11 +26,41 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    public func submit(_ job: @escaping @Sendable () -> Void) {
+    public func submit(key: String? = nil, _ job: @escaping @Sendable () -> Void) {
         cond.lock()
+        defer { cond.unlock() }
+        guard let key else {
+            enqueue(job)
+            return
+        }
+        if running[key, default: 0] >= share {
+            held[key, default: []].append(job)
+            return
+        }
+        running[key, default: 0] += 1
+        enqueue(keyed(key, job))
+    }
+
+    /// Called with the lock held.
+    private func enqueue(_ job: @escaping @Sendable () -> Void) {
         jobs.append(job)
         cond.signal()
-        cond.unlock()
+    }
+
+    private func keyed(_ key: String, _ job: @escaping @Sendable () -> Void) -> @Sendable () -> Void {
+        { [self] in
+            job()
+            cond.lock()
+            defer { cond.unlock() }
+            if var waiting = held[key], !waiting.isEmpty {
+                let next = waiting.removeFirst()
+                held[key] = waiting.isEmpty ? nil : waiting
+                enqueue(keyed(key, next))
+            } else {
+                running[key, default: 1] -= 1
+                if running[key] == 0 { running.removeValue(forKey: key) }
+            }
+        }
     }
 
     private func loop() {
