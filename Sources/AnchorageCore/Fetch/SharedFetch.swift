@@ -272,7 +272,7 @@ final class SharedFetch: BodyStream, TransferSink, @unchecked Sendable {
             Log.warn("blob larger than the cache: served without caching", ["digest": digest.description, "bytes": "\(written)"])
         } else if !writer.commit(as: digest) {
             // Serving can still finish from the open temp file; it is just not cached.
-            Log.error("cache commit failed", ["digest": digest.description, "error": String(cString: strerror(errno))])
+            Log.error("cache commit failed", ["digest": digest.description, "error": writer.failure ?? "unknown"])
         }
         let done = state.withLock { s -> [@Sendable (UpstreamError?) -> Void] in
             s.finished = true

@@ -35,7 +35,7 @@ final class BlobWriter: @unchecked Sendable {
     /// How many more bytes the caller expects (for making room on a full disk).
     var expectedLength: Int64 = 0
     private var evictedForSpace = false
-    /// Why the last write failed (a full disk, an I/O error).
+    /// Why the last write or the commit failed (a full disk, an I/O error).
     private(set) var failure: String?
     private let hashing = DispatchQueue(label: "anchorage.blob-writer")
     /// Spools neither being filled nor still in the hash stage.
@@ -124,7 +124,14 @@ final class BlobWriter: @unchecked Sendable {
     /// fsync, then rename into the store. False (and the temp file gone)
     /// otherwise.
     func commit(as digest: Digest) -> Bool {
-        guard finish() == digest, store.commit(tempPath: tempPath, file: file, digest: digest, size: onDisk) else {
+        guard finish() == digest else {
+            failure = failure ?? "content does not match \(digest)"
+            unlink(tempPath)
+            return false
+        }
+        guard store.commit(tempPath: tempPath, file: file, digest: digest, size: onDisk) else {
+            // Read before unlink can change it: a full disk says ENOSPC.
+            failure = String(cString: strerror(errno))
             unlink(tempPath)
             return false
         }
