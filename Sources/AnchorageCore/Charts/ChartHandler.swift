@@ -120,8 +120,8 @@ final class ChartHandler: Sendable {
                 return serveOCIChart(entry.url, d, repo, responder, error: mismatch)
             }
             let headers = repo.headers(for: entry.url)
-            blobs.serveOrFetch(d, source: "charts/\(repo.name)", headers: ChartHandler.archiveHeaders(d), responder, error: mismatch) { ingest in
-                repo.client.perform(method: "GET", url: entry.url, headers: headers, options: repo.options, sink: ingest)
+            blobs.serveOrFetch(d, source: "charts/\(repo.name)", headers: ChartHandler.archiveHeaders(d), responder, error: mismatch) { shared in
+                repo.client.perform(method: "GET", url: entry.url, headers: headers, options: repo.options, sink: shared)
             }
             return
         }
@@ -157,9 +157,9 @@ final class ChartHandler: Sendable {
         let path = rest[rest.index(after: slash)...]
         let nameText = path.split(separator: ":", maxSplits: 1).first ?? path
         guard let name = RepositoryName(nameText) else { return responder.respond(ChartHandler.error(.badGateway, "\(url): invalid repository")) }
-        blobs.serveOrFetch(d, source: "charts/\(repo.name)", headers: ChartHandler.archiveHeaders(d), responder, error: error) { ingest in
+        blobs.serveOrFetch(d, source: "charts/\(repo.name)", headers: ChartHandler.archiveHeaders(d), responder, error: error) { shared in
             // The chart archive is the layer whose digest the index names.
-            upstream.request("GET", path: "\(name.value)/blobs/\(d)", repository: name, accept: nil, sink: ingest)
+            upstream.request("GET", path: "\(name.value)/blobs/\(d)", repository: name, accept: nil, sink: shared)
         }
     }
 

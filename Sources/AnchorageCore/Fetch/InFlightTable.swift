@@ -27,7 +27,7 @@ final class InFlightTable: Sendable {
     func join(_ d: Digest, source: String, store: FileBlobStore, create: () -> SharedFetch?) -> Join {
         table.withLock { t in
             if let e = t[d] { return .follow(e) }
-            // Checked under the lock: an ingest commits before it leaves the
+            // Checked under the lock: a fetch commits before it leaves the
             // table, so a miss here plus a file means it just finished.
             if store.contains(d) { return .hit }
             guard start(source) else { return .busy }

@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// Process-wide metrics, fed by the HTTP layer (one record per response), the
-/// upstreams, the ingests and sync; rendered by `/metrics` and `/api/status`.
+/// upstreams, the fetches and sync; rendered by `/metrics` and `/api/status`.
 public final class Counters: Sendable {
     public let digestMismatches = Atomic<Int>(0)
     public let staleServed = Atomic<Int>(0)

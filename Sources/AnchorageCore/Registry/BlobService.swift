@@ -53,13 +53,13 @@ final class BlobService: Sendable {
         let path = "\(name.value)/blobs/\(d)"
         serveOrFetch(d, source: upstream.name, headers: BlobService.headers(d), responder,
                      error: { RegistryError.upstream($0, unknown: .blobUnknown, upstream: upstream.name).response },
-                     fetch: { ingest in upstream.request("GET", path: path, repository: name, accept: nil, sink: ingest) })
+                     fetch: { shared in upstream.request("GET", path: path, repository: name, accept: nil, sink: shared) })
     }
 
     /// The shared miss path for anything content-addressed (image layers,
     /// chart archives): a hit is served from the store; otherwise exactly one
     /// `fetch` runs on a thread of its own while every asking client follows
-    /// the growing, verified-before-the-tail ingest.
+    /// the shared fetch, verified before its tail is released.
     func serveOrFetch(_ d: Digest, source: String, headers: HTTPHeaders, _ responder: HTTPResponder,
                       error: @escaping @Sendable (UpstreamError) -> HTTPResponse,
                       fetch: @escaping @Sendable (SharedFetch) -> Result<ResponseHead, UpstreamError>) {
@@ -70,14 +70,14 @@ final class BlobService: Sendable {
             responder.respond(error(.tooManyFetches))
         case .failed:
             responder.respond(error(.protocolError("cache cannot store new blobs (see the mirror's log)")))
-        case .follow(let ingest):
+        case .follow(let shared):
             counters.coalescedFollowers.add(1, ordering: .relaxed)
-            respondWhenHeadKnown(ingest, headers, responder, cache: .coalesced, error: error)
-        case .lead(let ingest):
+            respondWhenHeadKnown(shared, headers, responder, cache: .coalesced, error: error)
+        case .lead(let shared):
             counters.upstreamBlobFetches.add(1, ordering: .relaxed)
             fetchThreads.submit { [inFlight] in
-                let result = fetch(ingest)
-                ingest.finish(result)
+                let result = fetch(shared)
+                shared.finish(result)
                 inFlight.remove(d, source: source)
                 if case .failure(let e) = result {
                     Log.warn("fetch failed", ["source": source, "digest": d.description, "error": e.description, "class": e.kind])
@@ -87,7 +87,7 @@ final class BlobService: Sendable {
             // which then pauses (at most 5 ms) until the loop has sent it:
             // on a small machine the fetch thread and the upstream otherwise
             // keep every core busy and the woken loop waits for a slice.
-            respondWhenHeadKnown(ingest, headers, responder, cache: .miss, error: error, handoff: .yieldingToLoop)
+            respondWhenHeadKnown(shared, headers, responder, cache: .miss, error: error, handoff: .yieldingToLoop)
         }
     }
 
@@ -112,21 +112,21 @@ final class BlobService: Sendable {
             return .failure(.tooManyFetches)
         case .failed:
             return .failure(.protocolError("cache cannot store new blobs"))
-        case .follow(let ingest):
-            ingest.whenFinished { e in
+        case .follow(let shared):
+            shared.whenFinished { e in
                 outcome.withLock { $0 = e }
                 done.signal()
             }
-        case .lead(let ingest):
+        case .lead(let shared):
             counters.upstreamBlobFetches.add(1, ordering: .relaxed)
-            let result = fetch(ingest)
-            ingest.finish(result)
+            let result = fetch(shared)
+            shared.finish(result)
             inFlight.remove(d, source: source)
-            ingest.whenFinished { e in
+            shared.whenFinished { e in
                 outcome.withLock { $0 = e }
                 done.signal()
             }
-            transferred = ingest.length
+            transferred = shared.length
         }
         done.wait()
         if let e = outcome.withLock({ $0 }) { return .failure(e) }
@@ -141,14 +141,14 @@ final class BlobService: Sendable {
     /// hands it over; the leader's fetch thread pauses until it is sent.
     private enum Handoff { case plain, yieldingToLoop }
 
-    private func respondWhenHeadKnown(_ ingest: SharedFetch, _ headers: HTTPHeaders, _ responder: HTTPResponder, cache: CacheResult,
+    private func respondWhenHeadKnown(_ shared: SharedFetch, _ headers: HTTPHeaders, _ responder: HTTPResponder, cache: CacheResult,
                                       error: @escaping @Sendable (UpstreamError) -> HTTPResponse, handoff: Handoff = .plain) {
-        ingest.whenHeadKnown { result in
+        shared.whenHeadKnown { result in
             switch result {
             case .success(let length):
                 var h = headers
                 h.add("X-Anchorage-Cache", cache.headerValue)
-                let response = HTTPResponse(status: .ok, headers: h, body: .stream(ingest, offset: 0, length: length), cacheStatus: cache)
+                let response = HTTPResponse(status: .ok, headers: h, body: .stream(shared, offset: 0, length: length), cacheStatus: cache)
                 switch handoff {
                 case .plain: responder.respond(response)
                 case .yieldingToLoop: responder.respondYieldingToLoop(response, timeout: 0.005)

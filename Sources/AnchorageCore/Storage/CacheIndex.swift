@@ -11,8 +11,8 @@ import Synchronization
 /// the scan to finish so it never decides on a partial picture.
 ///
 /// Eviction unlinks: a response that already opened a file keeps reading it
-/// (Linux keeps the inode). In-flight ingests are not entries yet and reserve
-/// their expected size instead, so `max_size` holds while they run.
+/// (Linux keeps the inode). Blobs being fetched are not entries yet; they
+/// reserve room as their bytes arrive, so `max_size` holds while they run.
 /// Digests in the pin sets (`PinSet`, written by sync) are never evicted.
 public final class CacheIndex: Sendable {
     struct Entry {

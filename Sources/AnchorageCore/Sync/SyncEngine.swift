@@ -10,7 +10,7 @@ import Synchronization
 /// of blobs, so a dry run can report bytes without touching the cache, and a
 /// pinned set larger than `max_size` is refused before anything is fetched.
 /// Phase B fetches the missing blobs, each once, `concurrency` at a time,
-/// through the same single-flight ingest the daemon uses (so a sync inside
+/// through the same single-flight fetch the daemon uses (so a sync inside
 /// the daemon shares transfers with concurrent pulls). Transient upstream
 /// errors are retried with back-off; one failing item never stops the others.
 public final class SyncEngine: @unchecked Sendable {
