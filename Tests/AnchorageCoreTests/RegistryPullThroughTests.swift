@@ -296,6 +296,30 @@ final class RegistryPullThroughTests: XCTestCase {
         up.log.components(separatedBy: "\"\(method) \(path) HTTP/1.1\" \(status) ").count - 1
     }
 
+    /// A tag whose content is an OCI index, asked for by clients that take
+    /// only image manifests and by clients that take indexes: each gets
+    /// what the upstream gives its Accept, in either order; a 404 for one
+    /// Accept is not remembered for the other.
+    func testCachedTagsHonourTheClientsAccept() throws {
+        let up = try UpstreamRegistry(self)
+        let index = try up.push(name: "team/multi", tag: "v1", layers: 1, multiarch: true)
+        let m = try mirror(up)
+        let url = "\(m.base)/v2/team/multi/manifests/v1"
+        let imageOnly = "Accept: application/vnd.oci.image.manifest.v1+json"
+        let withIndex = "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"
+        func get(_ accept: String) throws -> String {
+            try curl(["-s", "-o", "/dev/null", "-w", "%{http_code} %{content_type}", "-H", accept, url]).stdout
+        }
+        // What the upstream itself answers a client that takes no index.
+        let direct = try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", imageOnly, "\(up.url)/v2/team/multi/manifests/v1"]).stdout
+        XCTAssertEqual(direct, "404", "this registry refuses an index to such a client")
+        XCTAssertEqual(try get(imageOnly), "404 application/json; charset=utf-8")
+        XCTAssertEqual(try get(withIndex), "200 application/vnd.oci.image.index.v1+json", "the first client's 404 is not the second's")
+        XCTAssertEqual(try get(imageOnly), "404 application/json; charset=utf-8", "the cached index is not served to a client that does not take it")
+        let hit = try curl(["-s", "-D", "-", "-o", "/dev/null", "-H", withIndex, url]).stdout
+        XCTAssertTrue(hit.contains("X-Anchorage-Cache: HIT") && hit.contains("Docker-Content-Digest: \(index)"), hit)
+    }
+
     /// `docker pull` asks HEAD, then GET: the HEAD's fetch serves the GET
     /// (Docker Hub counts every manifest GET against the pull limit).
     func testHeadThenGetOfAnUncachedTagCostsOneUpstreamGet() throws {

@@ -73,10 +73,16 @@ final class ManifestService: Sendable {
         let ttl = freshFor(upstream)
         let record = tags.get(upstream: upstream.name, name: name, tag: tag)
         let cached = record.flatMap { rec in store.contains(rec.digest) || hot.get(rec.digest) != nil ? rec : nil }
+        if let rec = cached, !ManifestService.accepts(accept, rec.mediaType) {
+            // The cached manifest is of a type this client does not take:
+            // ask the upstream with its Accept, and leave the tag's record
+            // and the negative cache to the clients that take it.
+            return fetch(upstream, name, ref: .tag(tag), expected: nil, accept: accept, tag: nil, stale: nil)
+        }
         if let rec = cached, now - rec.checkedAt < ttl, let r = cachedResponse(rec.digest, mediaType: rec.mediaType, cache: .hit) {
             return r
         }
-        if let until = negative.withLock({ $0[negativeKey(upstream, name, tag)] }), until > now {
+        if let until = negative.withLock({ $0[negativeKey(upstream, name, tag, accept: accept)] }), until > now {
             return RegistryError(.manifestUnknown, .notFound, "manifest unknown to the upstream registry (cached answer)", detail: tag.value).response
         }
         if let rec = cached {
@@ -87,6 +93,15 @@ final class ManifestService: Sendable {
             }
         }
         return fetch(upstream, name, ref: .tag(tag), expected: nil, accept: accept, tag: tag, stale: cached)
+    }
+
+    /// Whether a client's `Accept` takes `mediaType` (no Accept, or `*/*`, takes anything).
+    static func accepts(_ accept: String?, _ mediaType: String) -> Bool {
+        guard let accept, !accept.isEmpty else { return true }
+        return accept.split(separator: ",").contains { item in
+            let type = item.split(separator: ";").first.map { $0.trimmed(" ").lowercased() } ?? ""
+            return type == "*/*" || type == mediaType.lowercased()
+        }
     }
 
     /// Docker Hub: a HEAD, which it does not count against pull limits (a
@@ -101,7 +116,7 @@ final class ManifestService: Sendable {
         case .failure(let e):
             return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
         case .success(let head):
-            guard head.status == 200 else { return refused(head, upstream, name, tag: tag, stale: rec) }
+            guard head.status == 200 else { return refused(head, upstream, name, tag: tag, accept: accept, stale: rec) }
             guard head.headers["Docker-Content-Digest"].flatMap(Digest.init) == rec.digest else { return nil }
             return confirmed(rec, upstream, name, tag, now: now)
         }
@@ -123,13 +138,13 @@ final class ManifestService: Sendable {
             if named == nil || named == rec.digest, let r = confirmed(rec, upstream, name, tag, now: now) { return r }
             return fetch(upstream, name, ref: .tag(tag), expected: nil, accept: accept, tag: tag, stale: rec)
         }
-        return settle(verify(result, sink, upstream, name, ref: .tag(tag), expected: nil), upstream, name, tag: tag, stale: rec)
+        return settle(verify(result, sink, upstream, name, ref: .tag(tag), expected: nil), upstream, name, tag: tag, accept: accept, stale: rec)
     }
 
     private func fetch(_ upstream: RegistryUpstream, _ name: RepositoryName, ref: Reference, expected: Digest?, accept: String?, tag: Tag?, stale cached: TagRecord?) -> HTTPResponse {
         let sink = CollectingSink(limit: ManifestService.maxManifestBytes)
         let result = upstream.request("GET", path: "\(name.value)/manifests/\(ref)", repository: name, accept: accept ?? ManifestService.defaultAccept, sink: sink)
-        return settle(verify(result, sink, upstream, name, ref: ref, expected: expected), upstream, name, tag: tag, stale: cached)
+        return settle(verify(result, sink, upstream, name, ref: ref, expected: expected), upstream, name, tag: tag, accept: accept, stale: cached)
     }
 
     /// What a manifest GET came to.
@@ -199,13 +214,13 @@ final class ManifestService: Sendable {
 
     /// A manifest GET's outcome answered: verified, served and stored; or
     /// the cached record served stale through an outage; or the error.
-    private func settle(_ outcome: Outcome, _ upstream: RegistryUpstream, _ name: RepositoryName, tag: Tag?, stale cached: TagRecord?) -> HTTPResponse {
+    private func settle(_ outcome: Outcome, _ upstream: RegistryUpstream, _ name: RepositoryName, tag: Tag?, accept: String?, stale cached: TagRecord?) -> HTTPResponse {
         switch outcome {
         case .failed(let e):
             if e.isOutage, let rec = cached { return stale(rec, upstream, e) }
             return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
         case .refused(let head):
-            return refused(head, upstream, name, tag: tag, stale: cached)
+            return refused(head, upstream, name, tag: tag, accept: accept, stale: cached)
         case .tooLarge:
             return RegistryError(.manifestInvalid, .badGateway, "upstream manifest larger than \(ManifestService.maxManifestBytes) bytes").response
         case .mismatch(let want, let actual):
@@ -215,7 +230,8 @@ final class ManifestService: Sendable {
             // Until the files land, requests by digest are answered from here.
             hot.put(m.digest, m.body, mediaType: m.mediaType)
             if let tag {
-                negative.withLock { _ = $0.removeValue(forKey: negativeKey(upstream, name, tag)) }
+                let prefix = negativeKey(upstream, name, tag, accept: nil)
+                negative.withLock { n in n = n.filter { !$0.key.hasPrefix(prefix) } }
                 // The next request for the tag (a GET after a HEAD) finds it
                 // in memory, not an upstream fetch, while the files are written.
                 tags.remember(upstream: upstream.name, name: name, tag: tag,
@@ -235,17 +251,21 @@ final class ManifestService: Sendable {
     /// A manifest request the upstream answered with an error status: the
     /// cached record served stale through an outage, a missing tag
     /// remembered for `negative_ttl`, else the error in the registry's format.
-    private func refused(_ head: ResponseHead, _ upstream: RegistryUpstream, _ name: RepositoryName, tag: Tag?, stale cached: TagRecord?) -> HTTPResponse {
+    private func refused(_ head: ResponseHead, _ upstream: RegistryUpstream, _ name: RepositoryName, tag: Tag?, accept: String?, stale cached: TagRecord?) -> HTTPResponse {
         let e = UpstreamError.from(status: head.status, headers: head.headers)
         if e.isOutage, let rec = cached { return stale(rec, upstream, e) }
         if e == .notFound, let tag {
-            negative.withLock { $0[negativeKey(upstream, name, tag)] = CacheIndex.nowMillis() + negativeTTL }
+            negative.withLock { $0[negativeKey(upstream, name, tag, accept: accept)] = CacheIndex.nowMillis() + negativeTTL }
         }
         return RegistryError.upstream(e, unknown: .manifestUnknown, upstream: upstream.name).response
     }
 
-    private func negativeKey(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag) -> String {
-        "\(upstream.name)/\(name.value):\(tag.value)"
+    /// A 404 is remembered for what was asked: the tag and the Accept it
+    /// was asked with (an upstream answers 404 for an index to a client
+    /// that takes only image manifests). With `accept` nil, the prefix
+    /// every entry of the tag starts with.
+    private func negativeKey(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag, accept: String?) -> String {
+        "\(upstream.name)/\(name.value):\(tag.value)|" + (accept ?? "")
     }
 
     private func stale(_ rec: TagRecord, _ upstream: RegistryUpstream, _ e: UpstreamError) -> HTTPResponse {
@@ -267,8 +287,8 @@ final class ManifestService: Sendable {
     /// A tag checked within its TTL whose manifest is cached, or nil. Reads
     /// only memory and at most one small file, so the loop can answer it:
     /// anything that needs the upstream or the tag's file goes to a worker.
-    func cachedFreshTag(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag) -> HTTPResponse? {
-        guard let rec = tags.memoized(upstream: upstream.name, name: name, tag: tag) else { return nil }
+    func cachedFreshTag(_ upstream: RegistryUpstream, _ name: RepositoryName, _ tag: Tag, accept: String?) -> HTTPResponse? {
+        guard let rec = tags.memoized(upstream: upstream.name, name: name, tag: tag), ManifestService.accepts(accept, rec.mediaType) else { return nil }
         guard CacheIndex.nowMillis() - rec.checkedAt < freshFor(upstream) else { return nil }
         return cachedResponse(rec.digest, mediaType: rec.mediaType, cache: .hit)
     }

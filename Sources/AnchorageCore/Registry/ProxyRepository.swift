@@ -39,15 +39,16 @@ final class ProxyRepository: Repository {
         case .manifest(let name, let ref):
             // Digests never revalidate: a cached one needs no worker thread.
             // Nor does a tag within its TTL.
+            let joined = request.headers.all("Accept").joined(separator: ", ")
+            let accept = joined.isEmpty ? nil : joined
             switch ref {
             case .digest(let d):
                 if let hit = manifests.cachedByDigest(d) { return responder.respond(hit) }
             case .tag(let t):
-                if let hit = manifests.cachedFreshTag(upstream, name, t) { return responder.respond(hit) }
+                if let hit = manifests.cachedFreshTag(upstream, name, t, accept: accept) { return responder.respond(hit) }
             }
-            let accept = request.headers.all("Accept").joined(separator: ", ")
             pool.submit(key: upstream.name) { [manifests, upstream] in
-                responder.respond(manifests.get(upstream, name, ref, accept: accept.isEmpty ? nil : accept))
+                responder.respond(manifests.get(upstream, name, ref, accept: accept))
             }
         case .tags(let name):
             let page = TagPage(request)
