@@ -243,6 +243,35 @@ final class FaultTests: XCTestCase {
         XCTAssertLessThanOrEqual(holding(), 2, "at most its share (2 of 4 threads) waits on the hung upstream")
     }
 
+    /// The referrers API is forwarded: the upstream's list, narrowed to an
+    /// `artifactType` here, served from memory through an outage; a digest
+    /// the upstream has none for stays 404.
+    func testReferrersAreForwardedFilteredAndServedThroughAnOutage() throws {
+        let f = try start()
+        let m = try AnchorageServer(self, cacheKeys: "manifest_ttl = 0s\n", config: "[upstream]\nbreaker_threshold = 1000\n[registry \"fault.test\"]\nurl = \(f.url)\n")
+        let url = "\(m.base)/v2/fault/app/referrers/\(f.manifest)"
+        func types(_ query: String = "") throws -> (status: String, types: [String], filtered: Bool) {
+            let r = try curl(["-s", "-D", "-", url + query]).stdout
+            let parts = r.components(separatedBy: "\r\n\r\n")
+            let obj = (try? JSONSerialization.jsonObject(with: Data(parts.dropFirst().joined().utf8))) as? [String: Any]
+            let list = (obj?["manifests"] as? [[String: Any]] ?? []).compactMap { $0["artifactType"] as? String }
+            return (String(parts[0].prefix(12)), list, parts[0].contains("OCI-Filters-Applied: artifactType"))
+        }
+        var r = try types()
+        XCTAssertEqual(r.status, "HTTP/1.1 200")
+        XCTAssertEqual(r.types, ["application/vnd.example.sbom", "application/vnd.example.sig"])
+        r = try types("?artifactType=application/vnd.example.sig")
+        XCTAssertEqual(r.types, ["application/vnd.example.sig"])
+        XCTAssertTrue(r.filtered)
+        try f.mode("status:503")
+        r = try types()
+        XCTAssertEqual(r.status, "HTTP/1.1 200", "the last list, through the outage")
+        XCTAssertEqual(r.types.count, 2)
+        try f.mode("ok")
+        let none = try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/fault/app/referrers/sha256:\(String(repeating: "0", count: 64))"]).stdout
+        XCTAssertEqual(none, "404")
+    }
+
     /// An upstream 5xx's Retry-After (seconds or an HTTP date) reaches the
     /// client, for blobs and manifests alike.
     func testUpstreamRetryAfterIsPassedOn() throws {

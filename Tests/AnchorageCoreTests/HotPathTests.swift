@@ -41,6 +41,7 @@ final class HotPathTests: XCTestCase {
                 switch r {
                 case .base: return "\(u.name) base"
                 case .uploads(let n): return "\(u.name) uploads \(n)"
+                case .referrers(let n, let d): return "\(u.name) referrers \(n) \(d)"
                 case .tags(let n): return "\(u.name) tags \(n)"
                 case .manifest(let n, let ref): return "\(u.name) manifest \(n) \(ref)"
                 case .blob(let n, let d): return "\(u.name) blob \(n) \(d)"
@@ -60,6 +61,9 @@ final class HotPathTests: XCTestCase {
         XCTAssertEqual(route("/v2/a/blobs/uploads/"), "docker.io uploads library/a")
         XCTAssertEqual(route("/v2/ghcr.io/o/r/blobs/uploads/abc"), "ghcr.io uploads o/r")
         XCTAssertEqual(route("/v2/a/blobs/sha256:00"), "error 400 invalid digest")
+        XCTAssertEqual(route("/v2/o/r/referrers/\(digest)"), "docker.io referrers o/r \(digest)")
+        XCTAssertEqual(route("/v2/a/blobs/x/referrers/\(digest)"), "docker.io referrers a/blobs/x \(digest)")
+        XCTAssertEqual(route("/v2/a/referrers/sha256:00"), "error 400 invalid digest")
         XCTAssertEqual(route("/v2/a/manifests/bad:tag"), "error 400 invalid digest")
         XCTAssertEqual(route("/v2/a/manifests/-x"), "error 404 manifest unknown: not a valid tag")
         XCTAssertEqual(route("/v2/a/manifests/.INVALID_MANIFEST_NAME"), "error 404 manifest unknown: not a valid tag")

@@ -20,6 +20,8 @@ misbehave until the next change:
   chunked       the body with Transfer-Encoding: chunked (no length)
   eof           the body with no length, ended by closing the connection
   redirect_loop 302 to itself
+GET /v2/fault/app/referrers/<manifest digest> lists two referrers (artifact
+types application/vnd.example.sbom and .sig); other digests 404.
   bad_manifest  manifests by digest answer different bytes
 Every request is logged on stdout.
 """
@@ -139,6 +141,13 @@ class H(BaseHTTPRequestHandler):
                 MODE["mode"] = MODE_SAVE
                 return
             self.send_body(200, body, "application/vnd.oci.image.manifest.v1+json", {"Docker-Content-Digest": MANIFEST_D})
+            return
+        if p.split("?")[0] == "/v2/fault/app/referrers/" + MANIFEST_D:
+            entry = lambda t, n: {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 1, "artifactType": t,
+                                  "digest": "sha256:" + hashlib.sha256(n.encode()).hexdigest()}
+            body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                               "manifests": [entry("application/vnd.example.sbom", "a"), entry("application/vnd.example.sig", "b")]}).encode()
+            self.send_body(200, body, "application/vnd.oci.image.index.v1+json")
             return
         blobs = {BLOB_D: BLOB, CONFIG_D: CONFIG}
         for d, b in blobs.items():

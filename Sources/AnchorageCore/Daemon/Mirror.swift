@@ -40,7 +40,8 @@ final class Mirror: Sendable {
         let blobs = BlobService(store: store, pool: pool, counters: counters)
         self.blobs = blobs
         self.manifests = manifests
-        let proxy = { (u: RegistryUpstream) in ProxyRepository(upstream: u, blobs: blobs, manifests: manifests, pool: pool) }
+        let referrers = ReferrersService(defaultTTLMillis: config.cache.manifestTTL.milliseconds)
+        let proxy = { (u: RegistryUpstream) in ProxyRepository(upstream: u, blobs: blobs, manifests: manifests, referrers: referrers, pool: pool) }
         registry = RegistryHandler(router: RegistryRouter(repositories: ups.mapValues { proxy($0) as any Repository }, defaultRepository: proxy(defaultUpstream)))
         var chartOptions = TransferOptions()
         chartOptions.connectTimeoutMillis = Int(config.upstream.connectTimeout.milliseconds)

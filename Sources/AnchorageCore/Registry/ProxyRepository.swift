@@ -8,12 +8,14 @@ final class ProxyRepository: Repository {
     let upstream: RegistryUpstream
     let blobs: BlobService
     let manifests: ManifestService
+    let referrers: ReferrersService
     let pool: WorkerPool
 
-    init(upstream: RegistryUpstream, blobs: BlobService, manifests: ManifestService, pool: WorkerPool) {
+    init(upstream: RegistryUpstream, blobs: BlobService, manifests: ManifestService, referrers: ReferrersService, pool: WorkerPool) {
         self.upstream = upstream
         self.blobs = blobs
         self.manifests = manifests
+        self.referrers = referrers
         self.pool = pool
     }
 
@@ -49,6 +51,14 @@ final class ProxyRepository: Repository {
             }
             pool.submit(key: upstream.name) { [manifests, upstream] in
                 responder.respond(manifests.get(upstream, name, ref, accept: accept))
+            }
+        case .referrers(let name, let digest):
+            // A media type's characters only; anything else asks for no filter.
+            let artifactType = request.queryValue("artifactType").flatMap { t in
+                t.utf8.count <= 255 && t.utf8.allSatisfy({ $0 < 128 && (isalnum(Int32($0)) != 0 || "/.+-_".utf8.contains($0)) }) ? t : nil
+            }
+            pool.submit(key: upstream.name) { [referrers, upstream] in
+                responder.respond(referrers.get(upstream, name, digest, artifactType: artifactType))
             }
         case .tags(let name):
             let page = TagPage(request)

@@ -36,6 +36,7 @@ final class RegistryHandler: Sendable {
         case .blob(let name, _): return RouteLabel(.registryBlob, repository: named(name))
         case .tags: return RouteLabel(.registryTags)
         case .uploads: return .other
+        case .referrers(let name, _): return RouteLabel(.registryManifest, repository: named(name))
         }
     }
 }

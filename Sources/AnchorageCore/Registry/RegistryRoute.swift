@@ -6,6 +6,8 @@ enum RegistryRoute: Equatable {
     case tags(RepositoryName)
     /// `/v2/<name>/blobs/uploads/…`: the push endpoints.
     case uploads(RepositoryName)
+    /// `/v2/<name>/referrers/<digest>`: what refers to a manifest (signatures, SBOMs).
+    case referrers(RepositoryName, Digest)
 }
 
 /// Picks the repository and parses the resource of a `/v2/` path. Nothing
@@ -71,15 +73,20 @@ struct RegistryRouter {
                 return .failure(RegistryError(.digestInvalid, .badRequest, "invalid digest", detail: String(resource.prefix(200))))
             }
             return .success((repository, .blob(name, d)))
+        case .referrers:
+            guard let d = Digest(resource) else {
+                return .failure(RegistryError(.digestInvalid, .badRequest, "invalid digest", detail: String(resource.prefix(200))))
+            }
+            return .success((repository, .referrers(name, d)))
         }
     }
 }
 
 /// Where a `/v2/…` path's parts are, as byte offsets: `name` `/tags/list`
-/// (matched as a suffix), or `name` `/manifests/` or `/blobs/` (the last
-/// one) then the resource. Nil for another endpoint.
+/// (matched as a suffix), or `name` then the last of `/manifests/`,
+/// `/blobs/` or `/referrers/` then the resource. Nil for another endpoint.
 private struct PathParts {
-    enum Kind { case tags, manifests, blobs }
+    enum Kind { case tags, manifests, blobs, referrers }
     let kind: Kind
     let name: Range<Int>
     let resource: Int
@@ -94,12 +101,17 @@ private struct PathParts {
         let end: Int
         if rest.count >= 10, rest[(rest.count - 10)...].elementsEqual("/tags/list".utf8) {
             (kind, end, resource) = (.tags, rest.count - 10, p.count)
-        } else if let m = ("/manifests/" as StaticString).withUTF8Buffer({ ByteSearch.last($0, in: rest) }) {
-            (kind, end, resource) = (.manifests, m, start + m + 11)
-        } else if let m = ("/blobs/" as StaticString).withUTF8Buffer({ ByteSearch.last($0, in: rest) }) {
-            (kind, end, resource) = (.blobs, m, start + m + 7)
         } else {
-            return nil
+            // The marker that comes last: a name may contain the others.
+            let markers: [(Kind, StaticString)] = [(.manifests, "/manifests/"), (.blobs, "/blobs/"), (.referrers, "/referrers/")]
+            var found: (kind: Kind, at: Int, length: Int)?
+            for (k, marker) in markers {
+                if let m = marker.withUTF8Buffer({ ByteSearch.last($0, in: rest) }), m > found?.at ?? -1 {
+                    found = (k, m, marker.utf8CodeUnitCount)
+                }
+            }
+            guard let found else { return nil }
+            (kind, end, resource) = (found.kind, found.at, start + found.at + found.length)
         }
         name = start..<(start + end)
         firstSlash = UnsafeBufferPointer(rebasing: rest[..<end]).firstIndex(of: UInt8(ascii: "/")).map { start + $0 }
