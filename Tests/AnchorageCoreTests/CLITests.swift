@@ -61,6 +61,18 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(local.stdout.contains("manifest_ttl = 7m"), local.stdout)
     }
 
+    /// A cache path through a loop of symbolic links is named as such.
+    func testServeNamesASymlinkLoopInTheCachePath() throws {
+        let bin = try anchorageBinary()
+        let dir = TempDir(self)
+        XCTAssertEqual(symlink(dir.file("b"), dir.file("a")), 0)
+        XCTAssertEqual(symlink(dir.file("a"), dir.file("b")), 0)
+        let conf = dir.write("loop.conf", "[server]\nlisten = 127.0.0.1:0\n[cache]\npath = \(dir.file("a"))/cache\n")
+        let r = try runCommand([bin, "serve", "--config", conf], timeout: 20)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("loop of symbolic links"), r.stderr)
+    }
+
     func testServeRefusesBadConfig() throws {
         let bin = try anchorageBinary()
         let dir = TempDir(self)

@@ -24,10 +24,8 @@ public enum Daemon {
         }
         Log.minimumLevel = config.log.level
         let fdLimit = raiseFileDescriptorLimit()
-        do {
-            try FileManager.default.createDirectory(atPath: config.cache.path, withIntermediateDirectories: true)
-        } catch {
-            Log.error("cannot create cache directory", ["path": config.cache.path, "error": "\(error)"])
+        if let why = CacheLayout(root: config.cache.path).createRoot() {
+            Log.error("cannot create cache directory", ["path": config.cache.path, "error": why])
             return 1
         }
         var options = HTTPServerOptions(listen: config.server.listen)

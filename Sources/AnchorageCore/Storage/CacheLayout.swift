@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Synchronization
 
 /// The one source of truth for the on-disk layout (as distribution's
@@ -61,6 +62,25 @@ public struct CacheLayout: Sendable {
     func newTempPath() -> String {
         let n = CacheLayout.counter.add(1, ordering: .relaxed).newValue
         return "\(tmpDir)/\(getpid())-\(n)-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// Creates the root directory (and its parents); nil on success, else
+    /// why not in words that name the cause (a loop of symbolic links says
+    /// so, not "File exists").
+    func createRoot() -> String? {
+        do {
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            return nil
+        } catch {
+            var st = stat()
+            if stat(root, &st) != 0, errno == ELOOP {
+                return "the path goes through a loop of symbolic links"
+            }
+            if stat(root, &st) == 0, st.st_mode & S_IFMT != S_IFDIR {
+                return "the path exists and is not a directory"
+            }
+            return "\(error)"
+        }
     }
 
     /// The digest a blob path names, if it is one (for scans).
