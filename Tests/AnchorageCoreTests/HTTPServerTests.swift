@@ -59,6 +59,24 @@ final class TestGrowingFile: BodyStream, @unchecked Sendable {
     }
 }
 
+/// Takes a request body, hashes it, and answers its SHA-256 and length
+/// (or 400 with the error) once it ended.
+final class HashingReceiver: RequestBodyReceiver, @unchecked Sendable {
+    let hasher = Hasher(.sha256)
+    var count = 0
+    let responder: HTTPResponder
+    init(_ responder: HTTPResponder) { self.responder = responder }
+    func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        hasher.update(bytes)
+        count += bytes.count
+        return true
+    }
+    func finish(_ error: RequestBodyError?) {
+        if let error { return responder.respond(.text(.badRequest, "\(error)")) }
+        responder.respond(.text(.ok, "\(hasher.finish().hex) \(count)"))
+    }
+}
+
 final class GrowingTable: Sendable {
     private let table = Mutex<[String: TestGrowingFile]>([:])
     func get(_ k: String) -> TestGrowingFile? { table.withLock { $0[k] } }
@@ -106,6 +124,9 @@ final class HTTPServerTests: XCTestCase {
                 responder.respond(HTTPResponse(status: .ok, headers: h, body: .file(f, offset: 0, length: promised)))
             case "/small":
                 responder.respond(HTTPResponse(status: .ok, headers: h, body: .text("hello world")))
+            case "/digest":
+                // Reads the body from a worker thread's call, as a handler would.
+                DispatchQueue.global().async { responder.readBody(into: HashingReceiver(responder)) }
             case "/later":
                 // Answer from another thread, as upstream-backed handlers do.
                 DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) { responder.respond(.text(.ok, "later")) }
@@ -225,6 +246,56 @@ final class HTTPServerTests: XCTestCase {
             server?.shutdown(grace: 1)
             server = nil
         }
+    }
+
+    /// Request bodies reach a handler that asks for them, framed by a
+    /// length or by chunks, whole and in order; the connection stays usable
+    /// for the requests pipelined after the body.
+    func testRequestBodiesByLengthAndByChunks() throws {
+        try start()
+        let expect = "\(Hasher.digest(blob).hex) \(blob.count)\n"
+        let byLength = try curl(["-s", "--data-binary", "@\(dir.file("blob"))", "\(base)/digest"])
+        XCTAssertEqual(byLength.stdout, expect)
+        let chunked = try curl(["-s", "-H", "Transfer-Encoding: chunked", "--data-binary", "@\(dir.file("blob"))", "\(base)/digest"])
+        XCTAssertEqual(chunked.stdout, expect)
+        let c = try RawClient(port: port)
+        c.send("POST /digest HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: t\r\n\r\n"
+               + "POST /digest HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nfg"
+               + "GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(c.readResponse().map { String(decoding: $0.body, as: UTF8.self) }, "\(Hasher.digest(Array("abcde".utf8)).hex) 5\n")
+        XCTAssertEqual(c.readResponse().map { String(decoding: $0.body, as: UTF8.self) }, "\(Hasher.digest(Array("fg".utf8)).hex) 2\n")
+        XCTAssertEqual(c.readResponse()?.body, Array("hello world".utf8), "the connection went on after two bodies")
+        // Broken chunk framing: a 400, and the connection is not reused.
+        let bad = try RawClient(port: port)
+        bad.send("POST /digest HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        XCTAssertEqual(bad.readResponse()?.status, 400)
+    }
+
+    /// The chunk decoder gives the same bytes however its input is split.
+    func testChunkDecoderOnEverySplit() {
+        let wire = Array("4\r\nWiki\r\n5;a=b\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX: y\r\n\r\nNEXT".utf8)
+        for cut in 0...wire.count {
+            var d = RequestBodyDecoder(.chunked)
+            var out: [UInt8] = []
+            var consumedTotal = 0
+            var finished = false
+            for part in [Array(wire[..<cut]), Array(wire[cut...])] where !finished {
+                let step = part.withUnsafeBytes { d.feed($0) { out += $0; return true } }
+                switch step {
+                case .needMore: consumedTotal += part.count
+                case .done(let n): consumedTotal += n; finished = true
+                case .failed(let e): XCTFail("cut \(cut): \(e)"); finished = true
+                }
+            }
+            XCTAssertEqual(String(decoding: out, as: UTF8.self), "Wikipedia in\r\n\r\nchunks.", "cut \(cut)")
+            XCTAssertEqual(wire.count - consumedTotal, 4, "cut \(cut): NEXT is left for the next request")
+        }
+        var d = RequestBodyDecoder(.contentLength(3))
+        var got: [UInt8] = []
+        XCTAssertEqual(Array("abcdef".utf8).withUnsafeBytes { d.feed($0) { got += $0; return true } }, .done(consumed: 3))
+        XCTAssertEqual(got, Array("abc".utf8))
+        var bad = RequestBodyDecoder(.chunked)
+        XCTAssertEqual(Array("5\r\nabcdeXY".utf8).withUnsafeBytes { bad.feed($0) { _ in true } }, .failed(.malformed("chunk data not followed by CRLF")))
     }
 
     func testRangesHeadAnd304WithCurl() throws {

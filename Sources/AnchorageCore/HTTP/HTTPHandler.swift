@@ -42,6 +42,18 @@ public struct HTTPResponder: Sendable {
         }
     }
 
+    /// Reads the request's body into `receiver` (on the connection's loop
+    /// thread); `receiver.finish` says when it ended. Answer after that, or
+    /// earlier to refuse the rest (the connection then closes).
+    public func readBody(into receiver: any RequestBodyReceiver) {
+        let c = connection, g = generation
+        if c.loop.inLoopThread {
+            c.beginBody(receiver, generation: g)
+        } else {
+            c.loop.execute { c.beginBody(receiver, generation: g) }
+        }
+    }
+
     /// Like `respond`, but from another thread it then blocks that thread,
     /// at most `timeout` seconds, until the loop has sent the response's head.
     /// For a producer thread that would otherwise keep its core busy while

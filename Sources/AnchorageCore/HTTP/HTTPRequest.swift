@@ -43,8 +43,9 @@ public enum HTTPMethod: Sendable, Equatable, CustomStringConvertible {
     public var isRead: Bool { self == .get || self == .head }
 }
 
-/// How the request body is framed (RFC 9112 §6). The mirror takes no request
-/// bodies, but must know the framing to refuse them without desynchronising.
+/// How the request body is framed (RFC 9112 §6): what `RequestBodyDecoder`
+/// undoes for a handler that reads the body, and what lets the connection
+/// refuse one without desynchronising.
 public enum RequestBodyFraming: Sendable, Equatable {
     case none
     case contentLength(Int)

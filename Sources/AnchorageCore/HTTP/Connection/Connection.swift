@@ -33,6 +33,9 @@ final class Connection: EventHandler, @unchecked Sendable {
     private var keepAlive = true
     private(set) var out = Outgoing()
     private var sender = BodySender()
+    /// The request body being read for the handler (`beginBody`), and who takes it.
+    private var bodyDecoder: RequestBodyDecoder?
+    private var bodyReceiver: (any RequestBodyReceiver)?
 
     /// File bodies up to this size are read into the head buffer.
     static let inlineFileLimit: Int64 = 16 * 1024
@@ -70,7 +73,8 @@ final class Connection: EventHandler, @unchecked Sendable {
             if events & EV_ERR != 0 && events & EV_OUT == 0 { close(); return }
             if events & EV_OUT != 0 || (tls && events & EV_IN != 0) { continueWriting() }
         case .handling:
-            if events & EV_ERR != 0 { close() }
+            if events & EV_ERR != 0 { close(); return }
+            if bodyReceiver != nil, events & EV_IN != 0 || (tls && events & EV_OUT != 0) { readBody() }
         case .closed:
             break
         }
@@ -174,13 +178,97 @@ final class Connection: EventHandler, @unchecked Sendable {
         // Answered later, from another thread: stop reading meanwhile
         // (pipelined bytes wait in the kernel). A hit answered inside
         // `handle` costs no epoll_ctl at all.
-        if state == .handling { setInterest(0) }
+        if state == .handling && bodyReceiver == nil { setInterest(0) }
+    }
+
+    // MARK: request bodies
+
+    /// Starts reading the request's body into `receiver` (a handler asked,
+    /// through its responder): first the bytes that came with the head,
+    /// then from the socket as they arrive, `header_timeout` allowed between
+    /// two reads. Once the body is whole the connection may be kept alive.
+    func beginBody(_ receiver: any RequestBodyReceiver, generation g: Int) {
+        guard g == generation, state == .handling, bodyReceiver == nil, let req = request else {
+            return receiver.finish(.abandoned)
+        }
+        guard req.framing != .none else {
+            return receiver.finish(nil)   // no body: an empty one
+        }
+        bodyDecoder = RequestBodyDecoder(req.framing)
+        bodyReceiver = receiver
+        if !pending.isEmpty {
+            let step = pending.withUnsafeBytes { feedBody($0) }
+            switch step {
+            case .done(let consumed):
+                pending.removeFirst(consumed)
+                return finishBody(nil)
+            case .needMore:
+                pending = []
+            case .failed(let e):
+                return finishBody(e)
+            }
+        }
+        deadline = monotonicMillis() + context.options.headerTimeoutMillis
+        setInterest(EV_IN)
+        readBody()
+    }
+
+    private func feedBody(_ bytes: UnsafeRawBufferPointer) -> RequestBodyDecoder.Step {
+        guard var decoder = bodyDecoder, let receiver = bodyReceiver else { return .failed(.abandoned) }
+        let step = decoder.feed(bytes) { receiver.receive($0) }
+        bodyDecoder = decoder
+        return step
+    }
+
+    private func readBody() {
+        let scratch = context.scratch
+        while bodyReceiver != nil && state == .handling {
+            switch transport.receive(into: scratch) {
+            case .bytes(let n):
+                deadline = monotonicMillis() + context.options.headerTimeoutMillis
+                let read = UnsafeRawBufferPointer(rebasing: scratch[0..<n])
+                switch feedBody(read) {
+                case .needMore:
+                    continue
+                case .done(let consumed):
+                    // Pipelined requests after the body wait for their turn.
+                    if consumed < n { pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: read[consumed...])) }
+                    return finishBody(nil)
+                case .failed(let e):
+                    return finishBody(e)
+                }
+            case .wouldBlock(let needsWritable):
+                if transport.isTLS { setInterest(needsWritable ? EV_IN | EV_OUT : EV_IN) }
+                return
+            case .interrupted:
+                continue
+            case .closed:
+                return close()
+            }
+        }
+    }
+
+    /// The body ended (or was given up): the receiver hears it once. A whole
+    /// body leaves the connection reusable.
+    private func finishBody(_ error: RequestBodyError?) {
+        guard let receiver = bodyReceiver else { return }
+        bodyReceiver = nil
+        bodyDecoder = nil
+        if error == nil, let req = request { keepAlive = req.keepAlive && !context.draining }
+        if state == .handling {
+            setInterest(0)   // until the answer comes
+            deadline = 0
+        }
+        receiver.finish(error)
     }
 
     // MARK: writing
 
     func deliver(_ response: HTTPResponse, generation g: Int) {
         guard g == generation, state == .handling, let req = request else { return }
+        // Answered before its body was read: the rest is never read, so the
+        // connection closes after this answer (`keepAlive` stays false).
+        finishBody(.abandoned)
         let r = ResponseFinalizer.finalize(response, for: req)
         if r.closeConnection { keepAlive = false }
         out = Outgoing()
@@ -361,6 +449,10 @@ final class Connection: EventHandler, @unchecked Sendable {
 
     func close() {
         guard state != .closed else { return }
+        let receiver = bodyReceiver
+        bodyReceiver = nil
+        bodyDecoder = nil
+        defer { receiver?.finish(.truncated) }   // after the connection is closed: an answer is dropped
         if state == .writing, out.status != 0, request != nil { logAccess() }
         state = .closed
         generation += 1
