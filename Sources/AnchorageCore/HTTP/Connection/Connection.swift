@@ -94,28 +94,37 @@ final class Connection: EventHandler, @unchecked Sendable {
     // MARK: reading
 
     private func readAvailable() {
-        let scratch = context.scratch
         while state == .reading {
+            guard let read = receive() else { return }
+            if pending.isEmpty {
+                // A new request starts: it gets the header timeout.
+                deadline = monotonicMillis() + context.options.headerTimeoutMillis
+                parseFresh(read)
+            } else {
+                pending.append(contentsOf: read)
+                parseBuffered()
+            }
+            if read.count < context.scratch.count && !transport.isTLS { return }
+        }
+    }
+
+    /// One read into the loop's scratch buffer: the bytes, or nil when
+    /// nothing more is there now (under TLS the handshake's interest is set)
+    /// or the connection closed (and is closed here).
+    private func receive() -> UnsafeRawBufferPointer? {
+        let scratch = context.scratch
+        while true {
             switch transport.receive(into: scratch) {
             case .bytes(let n):
-                let read = UnsafeRawBufferPointer(rebasing: scratch[0..<n])
-                if pending.isEmpty {
-                    // A new request starts: it gets the header timeout.
-                    deadline = monotonicMillis() + context.options.headerTimeoutMillis
-                    parseFresh(read)
-                } else {
-                    pending.append(contentsOf: read)
-                    parseBuffered()
-                }
-                if n < scratch.count && !transport.isTLS { return }
+                return UnsafeRawBufferPointer(rebasing: scratch[0..<n])
             case .wouldBlock(let needsWritable):
                 if transport.isTLS { setInterest(needsWritable ? EV_IN | EV_OUT : EV_IN) }
-                return
+                return nil
             case .interrupted:
                 continue
             case .closed:
                 close()
-                return
+                return nil
             }
         }
     }
@@ -221,29 +230,18 @@ final class Connection: EventHandler, @unchecked Sendable {
     }
 
     private func readBody() {
-        let scratch = context.scratch
         while bodyReceiver != nil && state == .handling {
-            switch transport.receive(into: scratch) {
-            case .bytes(let n):
-                deadline = monotonicMillis() + context.options.headerTimeoutMillis
-                let read = UnsafeRawBufferPointer(rebasing: scratch[0..<n])
-                switch feedBody(read) {
-                case .needMore:
-                    continue
-                case .done(let consumed):
-                    // Pipelined requests after the body wait for their turn.
-                    if consumed < n { pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: read[consumed...])) }
-                    return finishBody(nil)
-                case .failed(let e):
-                    return finishBody(e)
-                }
-            case .wouldBlock(let needsWritable):
-                if transport.isTLS { setInterest(needsWritable ? EV_IN | EV_OUT : EV_IN) }
-                return
-            case .interrupted:
+            guard let read = receive() else { return }
+            deadline = monotonicMillis() + context.options.headerTimeoutMillis
+            switch feedBody(read) {
+            case .needMore:
                 continue
-            case .closed:
-                return close()
+            case .done(let consumed):
+                // Pipelined requests after the body wait for their turn.
+                if consumed < read.count { pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: read[consumed...])) }
+                return finishBody(nil)
+            case .failed(let e):
+                return finishBody(e)
             }
         }
     }
