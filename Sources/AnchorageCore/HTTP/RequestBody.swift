@@ -63,16 +63,11 @@ struct RequestBodyDecoder {
                 return .done(consumed: i)
             case .counted(let remaining):
                 guard i < input.count else { return .needMore }
-                let n = Int(min(remaining, Int64(input.count - i)))
-                guard emit(UnsafeRawBufferPointer(rebasing: input[i..<(i + n)])) else { return .failed(.abandoned) }
-                i += n
-                state = remaining - Int64(n) == 0 ? .done : .counted(remaining: remaining - Int64(n))
+                guard let left = RequestBodyDecoder.pass(input, &i, remaining, emit) else { return .failed(.abandoned) }
+                state = left == 0 ? .done : .counted(remaining: left)
             case .chunkSize(var line):
                 guard i < input.count else { return .needMore }
-                let b = input[i]
-                i += 1
-                guard b == 10 else {
-                    line.append(b)
+                guard RequestBodyDecoder.readLine(input, &i, &line) else {
                     guard line.count <= RequestBodyDecoder.maxLine else { return .failed(.malformed("chunk size line too long")) }
                     state = .chunkSize(line: line)
                     continue
@@ -85,10 +80,8 @@ struct RequestBodyDecoder {
                 state = size == 0 ? .trailer(line: []) : .chunkData(remaining: size)
             case .chunkData(let remaining):
                 guard i < input.count else { return .needMore }
-                let n = Int(min(remaining, Int64(input.count - i)))
-                guard emit(UnsafeRawBufferPointer(rebasing: input[i..<(i + n)])) else { return .failed(.abandoned) }
-                i += n
-                state = remaining - Int64(n) == 0 ? .chunkDataEnd(seen: 0) : .chunkData(remaining: remaining - Int64(n))
+                guard let left = RequestBodyDecoder.pass(input, &i, remaining, emit) else { return .failed(.abandoned) }
+                state = left == 0 ? .chunkDataEnd(seen: 0) : .chunkData(remaining: left)
             case .chunkDataEnd(let seen):
                 guard i < input.count else { return .needMore }
                 guard input[i] == (seen == 0 ? 13 : 10) else { return .failed(.malformed("chunk data not followed by CRLF")) }
@@ -96,10 +89,7 @@ struct RequestBodyDecoder {
                 state = seen == 0 ? .chunkDataEnd(seen: 1) : .chunkSize(line: [])
             case .trailer(var line):
                 guard i < input.count else { return .needMore }
-                let b = input[i]
-                i += 1
-                guard b == 10 else {
-                    line.append(b)
+                guard RequestBodyDecoder.readLine(input, &i, &line) else {
                     guard line.count <= RequestBodyDecoder.maxLine else { return .failed(.malformed("trailer line too long")) }
                     state = .trailer(line: line)
                     continue
@@ -107,5 +97,24 @@ struct RequestBodyDecoder {
                 state = line == [13] || line.isEmpty ? .done : .trailer(line: [])
             }
         }
+    }
+
+    /// Hands up to `remaining` body bytes from `input[i...]` to `emit`; the
+    /// bytes still to come, or nil when `emit` refused them.
+    private static func pass(_ input: UnsafeRawBufferPointer, _ i: inout Int, _ remaining: Int64,
+                             _ emit: (UnsafeRawBufferPointer) -> Bool) -> Int64? {
+        let n = Int(min(remaining, Int64(input.count - i)))
+        guard emit(UnsafeRawBufferPointer(rebasing: input[i..<(i + n)])) else { return nil }
+        i += n
+        return remaining - Int64(n)
+    }
+
+    /// Takes one byte into `line`; true when it was the line's LF (not kept).
+    private static func readLine(_ input: UnsafeRawBufferPointer, _ i: inout Int, _ line: inout [UInt8]) -> Bool {
+        let b = input[i]
+        i += 1
+        if b == 10 { return true }
+        line.append(b)
+        return false
     }
 }

@@ -63,7 +63,7 @@ final class BlobService: Sendable {
     func serveOrFetch(_ d: Digest, source: String, headers: HTTPHeaders, _ responder: HTTPResponder,
                       error: @escaping @Sendable (UpstreamError) -> HTTPResponse,
                       fetch: @escaping @Sendable (SharedFetch) -> Result<ResponseHead, UpstreamError>) {
-        switch inFlight.join(d, source: source, store: store, create: { SharedFetch(digest: d, store: store, upstreamName: source, counters: counters) }) {
+        switch join(d, source: source) {
         case .hit:
             responder.respond(hitResponse(d, headers: headers) ?? .text(.notFound, "evicted while being requested; retry"))
         case .busy:
@@ -98,12 +98,12 @@ final class BlobService: Sendable {
         let done = DispatchSemaphore(value: 0)
         let outcome = Mutex<UpstreamError?>(nil)
         var transferred: Int64 = 0
-        var joined = inFlight.join(d, source: source, store: store, create: { SharedFetch(digest: d, store: store, upstreamName: source, counters: counters) })
+        var joined = join(d, source: source)
         // Sync waits for a slot rather than failing: it runs a few at a time anyway.
         for _ in 0..<600 {
             guard case .busy = joined else { break }
             usleep(100_000)
-            joined = inFlight.join(d, source: source, store: store, create: { SharedFetch(digest: d, store: store, upstreamName: source, counters: counters) })
+            joined = join(d, source: source)
         }
         switch joined {
         case .hit:
@@ -131,6 +131,11 @@ final class BlobService: Sendable {
         done.wait()
         if let e = outcome.withLock({ $0 }) { return .failure(e) }
         return .success(transferred)
+    }
+
+    /// Leads or follows the fetch of `d` (a new `SharedFetch` if none runs).
+    private func join(_ d: Digest, source: String) -> InFlightTable.Join {
+        inFlight.join(d, source: source, store: store, create: { SharedFetch(digest: d, store: store, upstreamName: source, counters: counters) })
     }
 
     private func inFlightHas(_ d: Digest) -> Bool {
