@@ -36,15 +36,15 @@ final class AccessGate: Sendable {
     /// Probes stay reachable without credentials (address rules still apply).
     private static let open: Set<String> = ["/healthz", "/readyz"]
 
-    /// Calls `next` (possibly on another thread) when the request may proceed;
-    /// otherwise answers it.
-    func admit(_ request: HTTPRequest, _ responder: HTTPResponder, pool: WorkerPool, next: @escaping @Sendable () -> Void) {
+    /// Calls `next` (possibly on another thread) with the signed-in user, if
+    /// any, when the request may proceed; otherwise answers it.
+    func admit(_ request: HTTPRequest, _ responder: HTTPResponder, pool: WorkerPool, next: @escaping @Sendable (String?) -> Void) {
         if !allow.isEmpty {
             guard let peer = request.client, allow.contains(where: { $0.contains(peer) }) else {
                 return responder.respond(RegistryError(.denied, .forbidden, "this client address may not use the mirror").response)
             }
         }
-        guard let users, !AccessGate.open.contains(request.path) else { return next() }
+        guard let users, !AccessGate.open.contains(request.path) else { return next(nil) }
         let peerKey = request.client?.bytes ?? []
         if isBlocked(peerKey) {
             var e = RegistryError(.tooManyRequests, .tooManyRequests, "too many failed logins from this address; try again later")
@@ -58,7 +58,7 @@ final class AccessGate: Sendable {
         }
         let user = String(decoded[..<colon]), password = String(decoded[decoded.index(after: colon)...])
         let key = Hasher.digest(Array("\(user)\u{0}\(password)".utf8)).hex
-        if verified.withLock({ $0.contains(key) }) { return next() }
+        if verified.withLock({ $0.contains(key) }) { return next(user) }
         pool.submit { [self] in
             // Always one bcrypt, known user or not (see `decoy`).
             let matches = Bcrypt.verify(password, hash: storedHash(for: user))
@@ -67,7 +67,7 @@ final class AccessGate: Sendable {
                     if v.count > 10_000 { v.removeAll() }
                     v.insert(key)
                 }
-                next()
+                next(user)
             } else {
                 recordFailure(peerKey)
                 Log.warn("failed login", ["client": request.client?.host ?? "-", "user": user])

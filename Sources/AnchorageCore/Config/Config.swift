@@ -11,6 +11,7 @@ public struct Config: Sendable {
     public var auth: AuthConfig
     public var registries: [RegistryConfig]
     public var charts: [ChartsConfig]
+    public var hosted: [HostedConfig]
     public var sync: SyncConfig
     /// Where it came from, for messages.
     public var source: String
@@ -21,7 +22,7 @@ public struct Config: Sendable {
 
     /// Every section the parser knows, in the order they are printed.
     public static let schemas: [SectionSchema] = [
-        ServerConfig.schema, CacheConfig.schema, UpstreamConfig.schema, AuthConfig.schema, LogConfig.schema, RegistryConfig.schema, ChartsConfig.schema, SyncConfig.schema,
+        ServerConfig.schema, CacheConfig.schema, UpstreamConfig.schema, AuthConfig.schema, LogConfig.schema, RegistryConfig.schema, HostedConfig.schema, ChartsConfig.schema, SyncConfig.schema,
     ]
 
     /// The upstream used when a config names none: Docker Hub.
@@ -49,6 +50,7 @@ public struct Config: Sendable {
         var singletons: [String: SectionReader] = [:]
         var registries: [RegistryConfig] = []
         var charts: [ChartsConfig] = []
+        var hostedReaders: [SectionReader] = []
         var warnings: [ConfigWarning] = []
         for s in sections {
             guard let schema = schemas.first(where: { $0.kind == s.kind }) else {
@@ -73,6 +75,11 @@ public struct Config: Sendable {
                     throw ConfigError(file: file, line: s.line, "duplicate section [charts \"\(name)\"]")
                 }
                 charts.append(try ChartsConfig(reader, name: name))
+            case "hosted":
+                if let prev = hostedReaders.first(where: { $0.section.name == s.name }) {
+                    throw ConfigError(file: file, line: s.line, "duplicate section [hosted \"\(s.name ?? "")\"] (first on line \(prev.section.line))")
+                }
+                hostedReaders.append(reader)
             default:
                 if let prev = singletons[s.kind] {
                     throw ConfigError(file: file, line: s.line, "duplicate section [\(s.kind)] (first on line \(prev.section.line))")
@@ -89,6 +96,15 @@ public struct Config: Sendable {
         let log = LogConfig(try reader(LogConfig.schema))
         let upstream = UpstreamConfig(try reader(UpstreamConfig.schema))
         let auth = try AuthConfig(try reader(AuthConfig.schema))
+        // [hosted] sections name htpasswd users: read after [auth].
+        var hosted: [HostedConfig] = []
+        for r in hostedReaders {
+            let name = r.section.name ?? ""
+            if registries.contains(where: { $0.name == name }) {
+                throw ConfigError(file: file, line: r.section.line, "'\(name)' is both a hosted namespace and a [registry] name: a path /v2/\(name)/… must mean one of them")
+            }
+            hosted.append(try HostedConfig(r, name: name, htpasswd: auth.htpasswd))
+        }
         let builtIn = registries.isEmpty
         if builtIn {
             registries = [dockerHub]
@@ -108,7 +124,7 @@ public struct Config: Sendable {
             sync = try SyncConfig(r, registries: registries, charts: charts, defaultRegistry: registries.first(where: \.isDefault)?.name ?? registries[0].name)
         }
         return Config(server: server, cache: cache, log: log, upstream: upstream, auth: auth, registries: registries, charts: charts,
-                      sync: sync, source: file, registriesAreBuiltIn: builtIn, warnings: warnings)
+                      hosted: hosted, sync: sync, source: file, registriesAreBuiltIn: builtIn, warnings: warnings)
     }
 
     /// Upstream credentials served to anyone who can reach the mirror: the
@@ -135,6 +151,7 @@ public struct Config: Sendable {
         section("[auth]", auth.render())
         section("[log]", log.render())
         for r in registries { section("[registry \"\(r.name)\"]", r.render()) }
+        for h in hosted { section("[hosted \"\(h.name)\"]", h.render()) }
         for c in charts { section("[charts \"\(c.name)\"]", c.render()) }
         let syncLines = sync.render()
         if !sync.rules.isEmpty || sync.schedule != nil { section("[sync]", syncLines) }

@@ -15,6 +15,10 @@ final class Mirror: Sendable {
     let manifests: ManifestService
     let tagIndex: TagIndex
     let pool: WorkerPool
+    /// Pushed content (`[hosted]` namespaces), beside the cache.
+    let hostedStore: HostedStore
+    let hosted: [HostedRepository]
+    let uploads = UploadTable()
     /// The last in-daemon sync run, for status endpoints.
     let syncStatus = Mutex<SyncScheduler.LastRun?>(nil)
 
@@ -42,7 +46,11 @@ final class Mirror: Sendable {
         self.manifests = manifests
         let referrers = ReferrersService(defaultTTLMillis: config.cache.manifestTTL.milliseconds)
         let proxy = { (u: RegistryUpstream) in ProxyRepository(upstream: u, blobs: blobs, manifests: manifests, referrers: referrers, pool: pool) }
-        registry = RegistryHandler(router: RegistryRouter(repositories: ups.mapValues { proxy($0) as any Repository }, defaultRepository: proxy(defaultUpstream)))
+        hostedStore = HostedStore(cacheRoot: config.cache.path, spaceFrom: index)
+        hosted = config.hosted.map { [hostedStore, uploads] in HostedRepository(config: $0, store: hostedStore, uploads: uploads, pool: pool) }
+        var repositories = ups.mapValues { proxy($0) as any Repository }
+        for h in hosted { repositories[h.name] = h }
+        registry = RegistryHandler(router: RegistryRouter(repositories: repositories, defaultRepository: proxy(defaultUpstream)), hosted: hosted)
         var chartOptions = TransferOptions()
         chartOptions.connectTimeoutMillis = Int(config.upstream.connectTimeout.milliseconds)
         chartOptions.stallTimeoutSeconds = max(1, Int(config.upstream.stallTimeout.milliseconds / 1000))
@@ -55,7 +63,7 @@ final class Mirror: Sendable {
 
     /// Start-up housekeeping that must not delay serving.
     func prepare() {
-        let removed = store.removeStaleTempFiles()
+        let removed = store.removeStaleTempFiles() + hostedStore.content.removeStaleTempFiles()
         if removed > 0 { Log.info("removed leftover temp files", ["count": "\(removed)"]) }
         index.startScan()
         warmUp()

@@ -8,7 +8,11 @@ struct MirrorRouter: HTTPHandler {
     let pool: WorkerPool
 
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
-        gate.admit(request, responder, pool: pool) { route(request, responder) }
+        gate.admit(request, responder, pool: pool) { user in
+            var admitted = request
+            admitted.user = user
+            route(admitted, responder)
+        }
     }
 
     private func route(_ request: HTTPRequest, _ responder: HTTPResponder) {

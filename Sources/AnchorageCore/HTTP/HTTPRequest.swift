@@ -64,6 +64,8 @@ public struct HTTPRequest: Sendable {
     public var headers: HTTPHeaders
     public var framing: RequestBodyFraming
     public var client: PeerAddress?
+    /// The user whose Basic credentials the access gate verified.
+    public internal(set) var user: String?
 
     public init(method: HTTPMethod, target: String, version: HTTPVersion = .http11, headers: HTTPHeaders = HTTPHeaders(), framing: RequestBodyFraming = .none) {
         var path = target, query: String?

@@ -92,26 +92,41 @@ final class ProxyRepository: Repository {
     }
 }
 
-/// A client's `n` and `last` for `tags/list` (invalid values are ignored),
-/// applied to the upstream's whole list sorted lexically, with a `Link` to
-/// the next page as the distribution spec describes.
+/// A client's `n` and `last` for `tags/list` and `_catalog` (invalid
+/// values are ignored), applied to the whole list sorted lexically, with a
+/// `Link` to the next page as the distribution spec describes.
 struct TagPage: Sendable {
     let n: Int?
-    let last: Tag?
+    /// A tag or a repository name: both are safe to echo in the `Link`.
+    let last: String?
     /// The path and `ns` the client asked with, for the `Link`.
     let path: String
     let ns: String?
 
     init(_ request: HTTPRequest) {
         n = request.queryValue("n").flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
-        last = request.queryValue("last").flatMap { Tag($0) }
+        last = request.queryValue("last").flatMap { Tag($0) != nil || RepositoryName($0) != nil ? $0 : nil }
         path = request.path
         ns = request.queryValue("ns").flatMap { RegistryConfig.isValidName($0) ? $0 : nil }
     }
 
     func response(_ name: RepositoryName, tags: [String]) -> HTTPResponse {
-        var list = Array(Set(tags.compactMap { Tag($0)?.value })).sorted()
-        if let last { list = list.filter { $0 > last.value } }
+        let (list, h) = page(Array(Set(tags.compactMap { Tag($0)?.value })).sorted())
+        let body = "{\"name\":\"\(name.value)\",\"tags\":[\(list.map { "\"\($0)\"" }.joined(separator: ","))]}\n"
+        return HTTPResponse(status: .ok, headers: h, body: .text(body), cacheStatus: .pass)
+    }
+
+    func catalog(_ repositories: [RepositoryName]) -> HTTPResponse {
+        let (list, h) = page(repositories.map(\.value).sorted())
+        let body = "{\"repositories\":[\(list.map { "\"\($0)\"" }.joined(separator: ","))]}\n"
+        return HTTPResponse(status: .ok, headers: h, body: .text(body), cacheStatus: .pass)
+    }
+
+    /// The page of a sorted list after `last`, at most `n` long, and the
+    /// headers (with a `Link` when more follow).
+    private func page(_ sorted: [String]) -> ([String], HTTPHeaders) {
+        var list = sorted
+        if let last { list = list.filter { $0 > last } }
         var h = HTTPHeaders()
         h.add("Content-Type", "application/json")
         h.add("Docker-Distribution-API-Version", "registry/2.0")
@@ -121,8 +136,7 @@ struct TagPage: Sendable {
                 h.add("Link", "<\(path)?n=\(n)&last=\(end)\(ns.map { "&ns=\($0)" } ?? "")>; rel=\"next\"")
             }
         }
-        let body = "{\"name\":\"\(name.value)\",\"tags\":[\(list.map { "\"\($0)\"" }.joined(separator: ","))]}\n"
-        return HTTPResponse(status: .ok, headers: h, body: .text(body), cacheStatus: .pass)
+        return (list, h)
     }
 
     /// The upstream's next page (`Link: </v2/…>; rel="next"`) as a path under `/v2/`.

@@ -10,6 +10,10 @@ public struct RegistryError: Error, Sendable, Equatable {
         case manifestInvalid = "MANIFEST_INVALID"
         case blobUnknown = "BLOB_UNKNOWN"
         case blobUploadUnknown = "BLOB_UPLOAD_UNKNOWN"
+        case blobUploadInvalid = "BLOB_UPLOAD_INVALID"
+        case manifestBlobUnknown = "MANIFEST_BLOB_UNKNOWN"
+        case sizeInvalid = "SIZE_INVALID"
+        case unknown = "UNKNOWN"
         case digestInvalid = "DIGEST_INVALID"
         case unsupported = "UNSUPPORTED"
         case denied = "DENIED"
@@ -32,7 +36,7 @@ public struct RegistryError: Error, Sendable, Equatable {
     }
 
     static func unsupportedMethod(_ m: HTTPMethod) -> RegistryError {
-        RegistryError(.unsupported, .methodNotAllowed, "\(m) is not supported: this is a read-only pull-through mirror")
+        RegistryError(.unsupported, .methodNotAllowed, "\(m) is not supported: this is a read-only pull-through mirror (push to a [hosted] namespace)")
     }
 
     /// The error a client sees for an upstream failure, by class.

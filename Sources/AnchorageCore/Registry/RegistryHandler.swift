@@ -3,9 +3,12 @@
 /// repository answers.
 final class RegistryHandler: Sendable {
     let router: RegistryRouter
+    /// What `/v2/_catalog` lists: the hosted repositories.
+    let hosted: [HostedRepository]
 
-    init(router: RegistryRouter) {
+    init(router: RegistryRouter, hosted: [HostedRepository] = []) {
         self.router = router
+        self.hosted = hosted
     }
 
     static let baseResponse: HTTPResponse = {
@@ -15,11 +18,25 @@ final class RegistryHandler: Sendable {
     }()
 
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        if request.path == "/v2/_catalog" { return catalog(request, responder) }
         switch router.route(path: request.path, ns: request.queryValue("ns")) {
         case .failure(let e):
             responder.respond(e.response)
         case .success(let (repository, route)):
             repository.handle(route, request, responder.labeled(label(route, in: repository)))
+        }
+    }
+
+    /// Every hosted repository by its full name (`NS/NAME`); cached
+    /// upstream content is not listed (it is a cache, not a catalog).
+    private func catalog(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        guard request.method.isRead else { return responder.respond(RegistryError.unsupportedMethod(request.method).response) }
+        let page = TagPage(request)
+        let hosted = self.hosted
+        guard let pool = hosted.first?.pool else { return responder.respond(page.catalog([])) }
+        pool.submit {
+            let names = hosted.flatMap { h in h.store.repositories(h.name).compactMap { RepositoryName("\(h.name)/\($0.value)") } }
+            responder.respond(page.catalog(names))
         }
     }
 

@@ -1,13 +1,24 @@
+import Glibc
+
 /// A parsed `/v2/…` request: which resource of the repository.
 enum RegistryRoute: Equatable {
     case base
     case manifest(RepositoryName, Reference)
     case blob(RepositoryName, Digest)
     case tags(RepositoryName)
-    /// `/v2/<name>/blobs/uploads/…`: the push endpoints.
-    case uploads(RepositoryName)
+    /// `/v2/<name>/blobs/uploads/[<id>]`: the push endpoints.
+    case uploads(RepositoryName, UploadID?)
     /// `/v2/<name>/referrers/<digest>`: what refers to a manifest (signatures, SBOMs).
     case referrers(RepositoryName, Digest)
+}
+
+/// An upload's id as it appears in its `Location`: letters, digits and `-`.
+struct UploadID: Hashable, Sendable {
+    let value: String
+    init?(_ s: some StringProtocol) {
+        guard !s.isEmpty, s.utf8.count <= 64, s.utf8.allSatisfy({ isalnum(Int32($0)) != 0 || $0 == UInt8(ascii: "-") }) else { return nil }
+        value = String(s)
+    }
 }
 
 /// Picks the repository and parses the resource of a `/v2/` path. Nothing
@@ -66,8 +77,14 @@ struct RegistryRouter {
             }
             return .success((repository, .manifest(name, ref)))
         case .blobs:
-            if resource == "uploads" || resource.hasPrefix("uploads/") {
-                return .success((repository, .uploads(name)))
+            if resource == "uploads" || resource == "uploads/" {
+                return .success((repository, .uploads(name, nil)))
+            }
+            if resource.hasPrefix("uploads/") {
+                guard let id = UploadID(resource.dropFirst(8)) else {
+                    return .failure(RegistryError(.blobUploadUnknown, .notFound, "blob upload unknown", detail: String(resource.dropFirst(8).prefix(80))))
+                }
+                return .success((repository, .uploads(name, id)))
             }
             guard let d = Digest(resource) else {
                 return .failure(RegistryError(.digestInvalid, .badRequest, "invalid digest", detail: String(resource.prefix(200))))

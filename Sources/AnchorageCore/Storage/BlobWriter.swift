@@ -172,7 +172,7 @@ final class BlobWriter: @unchecked Sendable {
                 if errno == ENOSPC || errno == EDQUOT, !evictedForSpace {
                     evictedForSpace = true
                     let remaining = max(Int64(count - done), expectedLength - at - Int64(done))
-                    let freed = store.index.evict(downTo: max(0, store.index.totalBytes - remaining))
+                    let freed = store.makeRoom(remaining)
                     Log.warn("cache disk full: evicted to make room", ["needed": "\(remaining)", "freed": "\(freed)"])
                     if freed > 0 { continue }
                 }

@@ -37,9 +37,13 @@ public final class CacheIndex: Sendable {
     public let evictions = Atomic<Int>(0)
     public let evictedBytes = Atomic<Int>(0)
 
-    public init(layout: CacheLayout, maxSize: Int64) {
+    /// False for content that is accounted but never evicted (hosted).
+    let evicting: Bool
+
+    public init(layout: CacheLayout, maxSize: Int64, evicting: Bool = true) {
         self.layout = layout
         self.maxSize = maxSize
+        self.evicting = evicting
     }
 
     public var totalBytes: Int64 { state.withLock { $0.total } }
@@ -143,6 +147,7 @@ public final class CacheIndex: Sendable {
 
     @discardableResult
     public func evict(downTo target: Int64?) -> Int64 {
+        guard evicting else { return 0 }
         refreshPins()
         let victims = state.withLock { s -> [(Digest, Int64)] in
             guard s.scanned else { return [] }

@@ -12,9 +12,14 @@ final class FileBlobStore: BlobStore {
     let index: CacheIndex
     /// Media types of manifests, memoised (they never change for a digest).
     private let mediaTypes = Mutex<[Digest: String]>([:])
-    init(layout: CacheLayout, index: CacheIndex) {
+    /// What is evicted when the disk is full: this store's own index, or
+    /// for hosted content (never evicted) the cache beside it.
+    private let spaceFrom: CacheIndex?
+
+    init(layout: CacheLayout, index: CacheIndex, spaceFrom: CacheIndex? = nil) {
         self.layout = layout
         self.index = index
+        self.spaceFrom = index.evicting ? index : spaceFrom
         try? FileManager.default.createDirectory(atPath: layout.tmpDir, withIntermediateDirectories: true)
         try? FileManager.default.createDirectory(atPath: layout.blobsDir, withIntermediateDirectories: true)
     }
@@ -72,6 +77,12 @@ final class FileBlobStore: BlobStore {
         guard writeFileAtomically(layout.blob(digest), bytes) else { return false }
         index.add(digest, size: Int64(bytes.count))
         return true
+    }
+
+    /// Evicts cached content to free `bytes` on a full disk; the bytes freed.
+    func makeRoom(_ bytes: Int64) -> Int64 {
+        guard let spaceFrom else { return 0 }
+        return spaceFrom.evict(downTo: max(0, spaceFrom.totalBytes - bytes))
     }
 
     func readAll(_ d: Digest, limit: Int) -> [UInt8]? {

@@ -1,0 +1,69 @@
+import Foundation
+
+/// Where hosted content lives, beside the cache and never evicted (as
+/// distribution's `paths.go`, whose link files it follows):
+///
+///     <cache>/hosted/blobs/…, meta/…, tmp/…     content by digest (a `CacheLayout` of its own)
+///     <cache>/hosted/repositories/<ns>/<name>/
+///         _layers/<alg>/<hex>                   a blob pushed to or mounted in this repository
+///         _manifests/revisions/<alg>/<hex>      a manifest stored in this repository
+///         _manifests/tags/<tag>                 the digest the tag names (text)
+///         _referrers/<alg>/<subject hex>/<alg>-<hex>   a manifest whose subject is that digest
+///
+/// Repository name components start with [a-z0-9], so `_layers` and the
+/// others never collide with a name.
+struct HostedLayout: Sendable {
+    let root: String
+    /// The content store's own layout (blobs, media types, temp files).
+    let content: CacheLayout
+
+    init(cacheRoot: String) {
+        root = "\(CacheLayout(root: cacheRoot).root)/hosted"
+        content = CacheLayout(root: root)
+    }
+
+    var repositoriesDir: String { "\(root)/repositories" }
+
+    func namespace(_ ns: String) -> String { "\(repositoriesDir)/\(ns)" }
+
+    func repository(_ ns: String, _ name: RepositoryName) -> String { "\(repositoriesDir)/\(ns)/\(name.value)" }
+
+    func layer(_ ns: String, _ name: RepositoryName, _ d: Digest) -> String {
+        "\(repository(ns, name))/_layers/\(d.algorithm.rawValue)/\(d.hex)"
+    }
+
+    func revisionsDir(_ ns: String, _ name: RepositoryName) -> String { "\(repository(ns, name))/_manifests/revisions" }
+
+    func revision(_ ns: String, _ name: RepositoryName, _ d: Digest) -> String {
+        "\(revisionsDir(ns, name))/\(d.algorithm.rawValue)/\(d.hex)"
+    }
+
+    func tagsDir(_ ns: String, _ name: RepositoryName) -> String { "\(repository(ns, name))/_manifests/tags" }
+
+    func tag(_ ns: String, _ name: RepositoryName, _ tag: Tag) -> String { "\(tagsDir(ns, name))/\(tag.value)" }
+
+    func referrersDir(_ ns: String, _ name: RepositoryName, subject: Digest) -> String {
+        "\(repository(ns, name))/_referrers/\(subject.algorithm.rawValue)/\(subject.hex)"
+    }
+
+    func referrer(_ ns: String, _ name: RepositoryName, subject: Digest, _ d: Digest) -> String {
+        "\(referrersDir(ns, name, subject: subject))/\(d.algorithm.rawValue)-\(d.hex)"
+    }
+
+    /// The digests named by the files of a `<alg>/<hex>` tree (`_layers`,
+    /// `_manifests/revisions`).
+    static func digests(under dir: String) -> [Digest] {
+        var out: [Digest] = []
+        for alg in listDirectory(dir) {
+            for hex in listDirectory("\(dir)/\(alg)") {
+                if let d = Digest("\(alg):\(hex)") { out.append(d) }
+            }
+        }
+        return out
+    }
+}
+
+/// A directory's entry names, sorted; empty when it cannot be read.
+func listDirectory(_ path: String) -> [String] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+}

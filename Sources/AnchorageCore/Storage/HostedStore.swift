@@ -1,0 +1,240 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// Pushed content: blobs and manifests in a content store of their own
+/// (never evicted), and per repository the links that say what it holds
+/// (`HostedLayout`). A digest is visible in a repository only through its
+/// link, so one repository cannot read another's blobs by guessing digests,
+/// while identical layers are stored once.
+///
+/// Every change of links runs under one lock (`mutate`), which the garbage
+/// collector also takes for each blob it removes: a manifest that passed
+/// its reference check is stored before any of its blobs can go.
+final class HostedStore: Sendable {
+    let layout: HostedLayout
+    let content: FileBlobStore
+
+    private struct State {
+        /// Per namespace: each linked digest's size and how many links name it.
+        var usage: [String: [Digest: (size: Int64, links: Int)]]?
+        /// Set while a collection runs: digests linked since it began.
+        var collecting = false
+        var touched = Set<Digest>()
+    }
+    private let state = Mutex(State())
+    private let mutations = NSLock()
+
+    /// `spaceFrom`: the cache, evicted when the shared disk is full.
+    init(cacheRoot: String, spaceFrom cache: CacheIndex?) {
+        layout = HostedLayout(cacheRoot: cacheRoot)
+        let index = CacheIndex(layout: layout.content, maxSize: .max, evicting: false)
+        content = FileBlobStore(layout: layout.content, index: index, spaceFrom: cache)
+    }
+
+    /// Runs `body` with link changes excluded elsewhere.
+    func mutate<T>(_ body: () throws -> T) rethrows -> T {
+        mutations.lock()
+        defer { mutations.unlock() }
+        return try body()
+    }
+
+    // MARK: links
+
+    func hasLayer(_ ns: String, _ name: RepositoryName, _ d: Digest) -> Bool {
+        access(layout.layer(ns, name, d), F_OK) == 0 && content.contains(d)
+    }
+
+    func hasRevision(_ ns: String, _ name: RepositoryName, _ d: Digest) -> Bool {
+        access(layout.revision(ns, name, d), F_OK) == 0 && content.contains(d)
+    }
+
+    /// Links a stored blob into a repository (an upload's commit, a mount).
+    func linkLayer(_ ns: String, _ name: RepositoryName, _ d: Digest) -> Bool {
+        mutate { link(layout.layer(ns, name, d), ns, d) }
+    }
+
+    /// Unlinks a blob from a repository; false when it was not linked.
+    func unlinkLayer(_ ns: String, _ name: RepositoryName, _ d: Digest) -> Bool {
+        mutate { unlinkFile(layout.layer(ns, name, d), ns, d) }
+    }
+
+    /// Stores a verified manifest and links it (and its tag, and its
+    /// subject's referrer entry). Run inside `mutate`, after the reference
+    /// check, so no collection removes what it names in between.
+    func storeManifest(_ ns: String, _ name: RepositoryName, _ bytes: [UInt8], digest: Digest, mediaType: String,
+                       tag: Tag?, subject: Digest?, references: [Digest]) -> Bool {
+        guard content.put(bytes, digest: digest) else { return false }
+        content.setMediaType(mediaType, for: digest)
+        guard link(layout.revision(ns, name, digest), ns, digest) else { return false }
+        state.withLock { s in if s.collecting { s.touched.formUnion(references) } }
+        if let subject {
+            _ = createEmptyFile(layout.referrer(ns, name, subject: subject, digest))
+        }
+        if let tag {
+            guard writeFileAtomically(layout.tag(ns, name, tag), Array(digest.description.utf8)) else { return false }
+        }
+        return true
+    }
+
+    func resolve(_ ns: String, _ name: RepositoryName, _ tag: Tag) -> Digest? {
+        guard let data = FileManager.default.contents(atPath: layout.tag(ns, name, tag)) else { return nil }
+        return Digest(String(decoding: data, as: UTF8.self).trimmed(" \n"))
+    }
+
+    func tags(_ ns: String, _ name: RepositoryName) -> [Tag] {
+        listDirectory(layout.tagsDir(ns, name)).compactMap { Tag($0) }
+    }
+
+    /// When the tag was last set (for retention's "newest").
+    func tagTime(_ ns: String, _ name: RepositoryName, _ tag: Tag) -> Int64 {
+        fileMillis(layout.tag(ns, name, tag)) ?? 0
+    }
+
+    func revisionTime(_ ns: String, _ name: RepositoryName, _ d: Digest) -> Int64 {
+        fileMillis(layout.revision(ns, name, d)) ?? 0
+    }
+
+    func revisions(_ ns: String, _ name: RepositoryName) -> [Digest] {
+        HostedLayout.digests(under: layout.revisionsDir(ns, name))
+    }
+
+    func layers(_ ns: String, _ name: RepositoryName) -> [Digest] {
+        HostedLayout.digests(under: "\(layout.repository(ns, name))/_layers")
+    }
+
+    func deleteTag(_ ns: String, _ name: RepositoryName, _ tag: Tag) -> Bool {
+        mutate { unlink(layout.tag(ns, name, tag)) == 0 }
+    }
+
+    /// Removes a manifest from a repository with every tag naming it and
+    /// its referrer entry; the bytes stay until a collection finds them
+    /// unreferenced. False when the repository did not hold it.
+    func deleteManifest(_ ns: String, _ name: RepositoryName, _ d: Digest, subject: Digest?) -> Bool {
+        mutate {
+            guard unlinkFile(layout.revision(ns, name, d), ns, d) else { return false }
+            for t in tags(ns, name) where resolve(ns, name, t) == d { unlink(layout.tag(ns, name, t)) }
+            if let subject { unlink(layout.referrer(ns, name, subject: subject, d)) }
+            return true
+        }
+    }
+
+    /// Manifests in this repository whose subject is `subject`.
+    func referrers(_ ns: String, _ name: RepositoryName, subject: Digest) -> [Digest] {
+        listDirectory(layout.referrersDir(ns, name, subject: subject)).compactMap { f in
+            f.firstIndex(of: "-").flatMap { Digest("\(f[..<$0]):\(f[f.index(after: $0)...])") }
+        }
+    }
+
+    /// Every repository of a namespace (names without the namespace).
+    func repositories(_ ns: String) -> [RepositoryName] {
+        var out: [RepositoryName] = []
+        func walk(_ dir: String, _ prefix: String) {
+            let entries = listDirectory(dir)
+            if entries.contains("_manifests") || entries.contains("_layers"), let n = RepositoryName(prefix) { out.append(n) }
+            for e in entries where !e.hasPrefix("_") {
+                walk("\(dir)/\(e)", prefix.isEmpty ? e : "\(prefix)/\(e)")
+            }
+        }
+        walk(layout.namespace(ns), "")
+        return out
+    }
+
+    // MARK: quota
+
+    /// Bytes the namespace holds: each linked blob and manifest once.
+    func usage(_ ns: String) -> Int64 {
+        withUsage { u in u[ns]?.values.reduce(0) { $0 + $1.size } ?? 0 }
+    }
+
+    private func withUsage<T>(_ body: (inout [String: [Digest: (size: Int64, links: Int)]]) -> T) -> T {
+        if let r = state.withLock({ s -> T? in s.usage == nil ? nil : body(&s.usage!) }) { return r }
+        let scanned = scanUsage()
+        return state.withLock { s in
+            if s.usage == nil { s.usage = scanned }
+            return body(&s.usage!)
+        }
+    }
+
+    private func scanUsage() -> [String: [Digest: (size: Int64, links: Int)]] {
+        var all: [String: [Digest: (size: Int64, links: Int)]] = [:]
+        for ns in listDirectory(layout.repositoriesDir) {
+            var u: [Digest: (size: Int64, links: Int)] = [:]
+            for repo in repositories(ns) {
+                for d in layers(ns, repo) + revisions(ns, repo) {
+                    let size = content.stat(d) ?? 0
+                    u[d] = (size, (u[d]?.links ?? 0) + 1)
+                }
+            }
+            all[ns] = u
+        }
+        return all
+    }
+
+    // MARK: collection support
+
+    /// Starts recording what gets linked, for a collection's sweep.
+    func beginCollection() {
+        state.withLock { s in
+            s.collecting = true
+            s.touched = []
+        }
+    }
+
+    func endCollection() {
+        state.withLock { s in
+            s.collecting = false
+            s.touched = []
+        }
+    }
+
+    /// Whether `d` was linked or referenced since the collection began.
+    func touchedDuringCollection(_ d: Digest) -> Bool {
+        state.withLock { $0.touched.contains(d) }
+    }
+
+    /// Every hosted namespace on disk.
+    func namespaces() -> [String] { listDirectory(layout.repositoriesDir) }
+
+    // MARK: files
+
+    private func link(_ path: String, _ ns: String, _ d: Digest) -> Bool {
+        let created = createEmptyFile(path)
+        guard created != nil else { return false }
+        state.withLock { s in if s.collecting { s.touched.insert(d) } }
+        if created == true {
+            let size = content.stat(d) ?? 0
+            withUsage { u in
+                let e = u[ns]?[d]
+                u[ns, default: [:]][d] = (size, (e?.links ?? 0) + 1)
+            }
+        }
+        return true
+    }
+
+    private func unlinkFile(_ path: String, _ ns: String, _ d: Digest) -> Bool {
+        guard unlink(path) == 0 else { return false }
+        withUsage { u in
+            guard let e = u[ns]?[d] else { return }
+            u[ns]?[d] = e.links > 1 ? (e.size, e.links - 1) : nil
+        }
+        return true
+    }
+}
+
+/// Creates an empty file (and its directories): true when created, false
+/// when it existed, nil when it could not be made.
+func createEmptyFile(_ path: String) -> Bool? {
+    makeParentDirectory(path)
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    if fd < 0 { return errno == EEXIST ? false : nil }
+    close(fd)
+    return true
+}
+
+/// A file's modification time in unix milliseconds.
+func fileMillis(_ path: String) -> Int64? {
+    var st = stat()
+    guard stat(path, &st) == 0 else { return nil }
+    return Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
+}
