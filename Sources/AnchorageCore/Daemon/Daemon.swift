@@ -50,6 +50,7 @@ public enum Daemon {
         if let schedule = config.sync.schedule, !config.sync.rules.isEmpty {
             SyncScheduler(mirror: mirror, schedule: schedule).start()
         }
+        HostedMaintenance(collector: HostedCollector(store: mirror.hostedStore, namespaces: config.hosted), uploads: mirror.uploads).start()
         let counters = mirror.counters
         options.observer = { counters.record($0) }
         let ops = OpsHandler(mirror: mirror)

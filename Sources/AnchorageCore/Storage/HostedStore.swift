@@ -8,9 +8,11 @@ import Synchronization
 /// link, so one repository cannot read another's blobs by guessing digests,
 /// while identical layers are stored once.
 ///
-/// Every change of links runs under one lock (`mutate`), which the garbage
-/// collector also takes for each blob it removes: a manifest that passed
-/// its reference check is stored before any of its blobs can go.
+/// Every change of links runs under one lock (`mutate`: a mutex in the
+/// process and `flock` on `hosted/lock` across processes), which the
+/// collector holds while it removes blobs: a manifest that passed its
+/// reference check is stored before any of its blobs can go, and one stored
+/// during a collection is seen by its sweep.
 final class HostedStore: Sendable {
     let layout: HostedLayout
     let content: FileBlobStore
@@ -18,24 +20,31 @@ final class HostedStore: Sendable {
     private struct State {
         /// Per namespace: each linked digest's size and how many links name it.
         var usage: [String: [Digest: (size: Int64, links: Int)]]?
-        /// Set while a collection runs: digests linked since it began.
-        var collecting = false
-        var touched = Set<Digest>()
     }
     private let state = Mutex(State())
     private let mutations = NSLock()
+    private let lockFile: Int32
 
     /// `spaceFrom`: the cache, evicted when the shared disk is full.
     init(cacheRoot: String, spaceFrom cache: CacheIndex?) {
         layout = HostedLayout(cacheRoot: cacheRoot)
         let index = CacheIndex(layout: layout.content, maxSize: .max, evicting: false)
         content = FileBlobStore(layout: layout.content, index: index, spaceFrom: cache)
+        makeParentDirectory("\(layout.root)/lock")
+        lockFile = open("\(layout.root)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
     }
 
-    /// Runs `body` with link changes excluded elsewhere.
+    deinit { if lockFile >= 0 { close(lockFile) } }
+
+    /// Runs `body` with link changes excluded elsewhere, in this process
+    /// and in any other working on the same directory (`anchorage gc`).
     func mutate<T>(_ body: () throws -> T) rethrows -> T {
         mutations.lock()
         defer { mutations.unlock() }
+        if lockFile >= 0 {
+            while flock(lockFile, LOCK_EX) != 0 && errno == EINTR {}
+        }
+        defer { if lockFile >= 0 { flock(lockFile, LOCK_UN) } }
         return try body()
     }
 
@@ -63,11 +72,13 @@ final class HostedStore: Sendable {
     /// subject's referrer entry). Run inside `mutate`, after the reference
     /// check, so no collection removes what it names in between.
     func storeManifest(_ ns: String, _ name: RepositoryName, _ bytes: [UInt8], digest: Digest, mediaType: String,
-                       tag: Tag?, subject: Digest?, references: [Digest]) -> Bool {
+                       tag: Tag?, subject: Digest?) -> Bool {
         guard content.put(bytes, digest: digest) else { return false }
         content.setMediaType(mediaType, for: digest)
+        // A revision stored again is linked again: a collection running now
+        // sees it as new (by its time) and keeps what it names.
+        unlinkFile(layout.revision(ns, name, digest), ns, digest)
         guard link(layout.revision(ns, name, digest), ns, digest) else { return false }
-        state.withLock { s in if s.collecting { s.touched.formUnion(references) } }
         if let subject {
             _ = createEmptyFile(layout.referrer(ns, name, subject: subject, digest))
         }
@@ -173,24 +184,18 @@ final class HostedStore: Sendable {
 
     // MARK: collection support
 
-    /// Starts recording what gets linked, for a collection's sweep.
-    func beginCollection() {
-        state.withLock { s in
-            s.collecting = true
-            s.touched = []
-        }
+    func layerTime(_ ns: String, _ name: RepositoryName, _ d: Digest) -> Int64 {
+        fileMillis(layout.layer(ns, name, d)) ?? 0
     }
 
-    func endCollection() {
-        state.withLock { s in
-            s.collecting = false
-            s.touched = []
-        }
-    }
+    /// When the stored bytes were written.
+    func contentTime(_ d: Digest) -> Int64? { fileMillis(layout.content.blob(d)) }
 
-    /// Whether `d` was linked or referenced since the collection began.
-    func touchedDuringCollection(_ d: Digest) -> Bool {
-        state.withLock { $0.touched.contains(d) }
+    /// Removes a blob no manifest references, with the links naming it.
+    /// Only inside `mutate`.
+    func removeUnreferenced(_ d: Digest, links: [(ns: String, name: RepositoryName)]) {
+        for l in links { unlinkFile(layout.layer(l.ns, l.name, d), l.ns, d) }
+        content.delete(d)
     }
 
     /// Every hosted namespace on disk.
@@ -200,9 +205,10 @@ final class HostedStore: Sendable {
 
     private func link(_ path: String, _ ns: String, _ d: Digest) -> Bool {
         let created = createEmptyFile(path)
-        guard created != nil else { return false }
-        state.withLock { s in if s.collecting { s.touched.insert(d) } }
-        if created == true {
+        guard let created else { return false }
+        // Linked again: its time says so, for the collector's grace period.
+        if !created { utimensat(AT_FDCWD, path, nil, 0) }
+        if created {
             let size = content.stat(d) ?? 0
             withUsage { u in
                 let e = u[ns]?[d]
@@ -212,6 +218,7 @@ final class HostedStore: Sendable {
         return true
     }
 
+    @discardableResult
     private func unlinkFile(_ path: String, _ ns: String, _ d: Digest) -> Bool {
         guard unlink(path) == 0 else { return false }
         withUsage { u in

@@ -1,14 +1,26 @@
 extension AnchorageCLI {
-    /// `anchorage gc`: evicts down to a size now.
-    static let garbageCollect = Command(name: "gc", summary: "evict least recently used (unpinned) blobs down to SIZE now",
-            usage: "anchorage gc --to SIZE [--config PATH]",
-            flags: [configFlag, Flag(name: "--to", takesValue: true, help: "target size, e.g. 10GiB")]) { flags in
+    /// `anchorage gc`: evicts the cache down to a size now, or collects
+    /// unreferenced hosted content (with retention) while the daemon serves.
+    static let garbageCollect = Command(name: "gc", summary: "evict cached blobs down to SIZE, or collect unreferenced hosted content",
+            usage: "anchorage gc --to SIZE [--config PATH]\n       anchorage gc --hosted [--dry-run] [--config PATH]",
+            flags: [configFlag, Flag(name: "--to", takesValue: true, help: "target size of the cache, e.g. 10GiB"),
+                    Flag(name: "--hosted", takesValue: false, help: "apply retention and remove hosted blobs no manifest references"),
+                    Flag(name: "--dry-run", takesValue: false, help: "with --hosted: list what would go and how many bytes; change nothing")]) { flags in
         guard case .success(let c) = loadConfig(flags["--config"]) else { return configFailure(flags["--config"]) }
+        Log.minimumLevel = .warn
+        if flags["--hosted"] != nil {
+            let dryRun = flags["--dry-run"] != nil
+            let store = HostedStore(cacheRoot: c.cache.path, spaceFrom: nil)
+            let report = HostedCollector(store: store, namespaces: c.hosted).run(dryRun: dryRun)
+            for t in report.tags { print("\(dryRun ? "would delete" : "deleted") tag \(t)") }
+            for m in report.manifests { print("\(dryRun ? "would delete" : "deleted") manifest \(m)") }
+            print(report.summary(dryRun: dryRun))
+            return 0
+        }
         guard let target = flags["--to"].flatMap(ByteSize.init(parsing:)) else {
-            printErr("anchorage: gc needs --to SIZE (e.g. 10GiB)\n\nusage: anchorage gc --to SIZE [--config PATH]")
+            printErr("anchorage: gc needs --to SIZE (e.g. 10GiB) or --hosted\n\nusage: anchorage gc --to SIZE [--config PATH]\n       anchorage gc --hosted [--dry-run] [--config PATH]")
             return 2
         }
-        Log.minimumLevel = .warn
         let layout = CacheLayout(root: c.cache.path)
         let index = CacheIndex(layout: layout, maxSize: c.cache.maxSize.bytes)
         index.scanNow(quiet: true)

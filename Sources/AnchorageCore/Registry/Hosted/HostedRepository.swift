@@ -376,8 +376,7 @@ final class HostedRepository: Repository {
             for c in doc.children where !store.hasRevision(ns, name, c) {
                 return RegistryError(.manifestBlobUnknown, .badRequest, "index references a manifest unknown to the repository", detail: c.description).response
             }
-            guard store.storeManifest(ns, name, bytes, digest: digest, mediaType: doc.mediaType, tag: tag,
-                                      subject: doc.subject, references: doc.blobs + doc.children) else {
+            guard store.storeManifest(ns, name, bytes, digest: digest, mediaType: doc.mediaType, tag: tag, subject: doc.subject) else {
                 return RegistryError(.unknown, .insufficientStorage, "the manifest could not be stored (see the log)").response
             }
             var h = HostedRepository.apiHeaders()
