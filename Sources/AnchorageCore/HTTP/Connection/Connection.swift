@@ -6,12 +6,18 @@ import Glibc
 ///        │                                               │                 └──▶ closed
 ///        └── parse error / timeout ──────────────────────┴──── error ─────────▶ closed
 ///
+/// An answer given before the request's body was read (a refused upload)
+/// ends in `lingering`: the write side is shut, and what the client still
+/// sends is read and dropped for a few seconds, so the close does not reset
+/// the connection before the client has read the answer (as nginx's
+/// lingering close).
+///
 /// Pipelined requests stay in `pending` (or in the kernel) and are parsed only
 /// after the current response is written, so answers go out in order.
 /// An idle connection holds no buffers: reads land in the loop's scratch
 /// buffer and only an incomplete head is copied into `pending`.
 final class Connection: EventHandler, @unchecked Sendable {
-    enum State { case reading, handling, writing, closed }
+    enum State { case reading, handling, writing, lingering, closed }
 
     let fd: Int32
     let peer: PeerAddress
@@ -31,6 +37,9 @@ final class Connection: EventHandler, @unchecked Sendable {
     private(set) var startedMicros: UInt64 = 0
     private(set) var headSentMicros: UInt64 = 0
     private var keepAlive = true
+    /// The request had a body that was not read to its end.
+    private var bodyUnread = false
+    static let lingerMillis: UInt64 = 5000
     private(set) var out = Outgoing()
     private var sender = BodySender()
     /// The request body being read for the handler (`beginBody`), and who takes it.
@@ -75,6 +84,8 @@ final class Connection: EventHandler, @unchecked Sendable {
         case .handling:
             if events & EV_ERR != 0 { close(); return }
             if bodyReceiver != nil, events & EV_IN != 0 || (tls && events & EV_OUT != 0) { readBody() }
+        case .lingering:
+            drain()
         case .closed:
             break
         }
@@ -174,9 +185,10 @@ final class Connection: EventHandler, @unchecked Sendable {
         deadline = 0
         headSentMicros = 0
         generation += 1
+        bodyUnread = req.framing != .none
         if req.framing != .none {
-            // The mirror takes no request bodies. We will not read this one, so
-            // the connection cannot be reused after the answer.
+            // Until a handler reads the body whole, the connection cannot be
+            // reused after the answer.
             keepAlive = false
             if req.method.isRead {
                 sendErrorAndClose(.payloadTooLarge, "request body not allowed")
@@ -261,7 +273,10 @@ final class Connection: EventHandler, @unchecked Sendable {
         guard let receiver = bodyReceiver else { return }
         bodyReceiver = nil
         bodyDecoder = nil
-        if error == nil, let req = request { keepAlive = req.keepAlive && !context.draining }
+        if error == nil, let req = request {
+            keepAlive = req.keepAlive && !context.draining
+            bodyUnread = false
+        }
         if state == .handling {
             setInterest(0)   // until the answer comes
             deadline = 0
@@ -423,6 +438,10 @@ final class Connection: EventHandler, @unchecked Sendable {
         logAccess()
         out = Outgoing()
         request = nil
+        if bodyUnread && !transport.isTLS {
+            bodyUnread = false
+            return linger()
+        }
         if !keepAlive || context.draining {
             close()
             return
@@ -432,6 +451,23 @@ final class Connection: EventHandler, @unchecked Sendable {
         setInterest(EV_IN)
         parseBuffered()
         if state == .reading, transport.hasBufferedInput { readAvailable() }
+    }
+
+    /// Shuts the write side and drops what the client still sends, until it
+    /// closes or `lingerMillis` pass.
+    private func linger() {
+        shutdown(fd, Int32(SHUT_WR))
+        state = .lingering
+        pending = []
+        deadline = monotonicMillis() + Connection.lingerMillis
+        setInterest(EV_IN)
+        drain()
+    }
+
+    private func drain() {
+        while state == .lingering {
+            guard receive() != nil else { return }
+        }
     }
 
     private func sendErrorAndClose(_ status: HTTPStatus, _ reason: String) {

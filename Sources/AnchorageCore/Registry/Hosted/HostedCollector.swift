@@ -10,10 +10,11 @@ import Foundation
 ///    present subject's referrers stay).
 /// 2. Mark: every manifest of every repository on disk, what it names, and
 ///    blob links younger than the grace period.
-/// 3. Sweep, holding the store's lock: manifests and links stored since
-///    the mark began are marked too; then every stored blob neither marked
-///    nor younger than the grace period is removed. An upload in progress
-///    is a temp file, not a stored blob, so it is never a candidate.
+/// 3. Sweep, holding the store's lock: manifests and links that appeared
+///    or were renewed since the mark saw them are marked too; then every
+///    stored blob neither marked nor younger than the grace period is
+///    removed. An upload in progress is a temp file, not a stored blob, so
+///    it is never a candidate.
 struct HostedCollector {
     let store: HostedStore
     let namespaces: [HostedConfig]
@@ -32,7 +33,6 @@ struct HostedCollector {
 
     func run(dryRun: Bool, now: Int64 = CacheIndex.nowMillis()) -> Report {
         var report = Report()
-        let markStart = now - 2000
         var gone = Set<String>()   // "ns/name@digest" removed (or, dry, to be)
         for config in namespaces {
             for repo in store.repositories(config.name) {
@@ -42,16 +42,22 @@ struct HostedCollector {
 
         var marked = Set<Digest>()
         var staleLinks: [Digest: [(ns: String, name: RepositoryName)]] = [:]
+        // What the mark saw: revisions, and links with their times.
+        var seenRevisions = Set<String>()
+        var seenLinks: [String: Int64] = [:]
         let graceFor = Dictionary(namespaces.map { ($0.name, $0.grace.milliseconds) }, uniquingKeysWith: { a, _ in a })
         let defaultGrace = HostedConfig(name: "-").grace.milliseconds
         for ns in store.namespaces() {
             let grace = graceFor[ns] ?? defaultGrace
             for repo in store.repositories(ns) {
-                for r in store.revisions(ns, repo) where !gone.contains("\(ns)/\(repo.value)@\(r)") {
-                    mark(r, &marked)
+                for r in store.revisions(ns, repo) {
+                    seenRevisions.insert("\(ns)/\(repo.value)@\(r)")
+                    if !gone.contains("\(ns)/\(repo.value)@\(r)") { mark(r, &marked) }
                 }
                 for l in store.layers(ns, repo) {
-                    if now - store.layerTime(ns, repo, l) < grace { marked.insert(l) } else { staleLinks[l, default: []].append((ns, repo)) }
+                    let t = store.layerTime(ns, repo, l)
+                    seenLinks["\(ns)/\(repo.value)@\(l)"] = t
+                    if now - t < grace { marked.insert(l) } else { staleLinks[l, default: []].append((ns, repo)) }
                 }
             }
         }
@@ -60,8 +66,10 @@ struct HostedCollector {
         store.mutate {
             for ns in store.namespaces() {
                 for repo in store.repositories(ns) {
-                    for r in store.revisions(ns, repo) where store.revisionTime(ns, repo, r) >= markStart { mark(r, &marked) }
-                    for l in store.layers(ns, repo) where store.layerTime(ns, repo, l) >= markStart { marked.insert(l) }
+                    for r in store.revisions(ns, repo) where !seenRevisions.contains("\(ns)/\(repo.value)@\(r)") { mark(r, &marked) }
+                    for l in store.layers(ns, repo) where seenLinks["\(ns)/\(repo.value)@\(l)"] != store.layerTime(ns, repo, l) {
+                        marked.insert(l)
+                    }
                 }
             }
             var victims: [(Digest, Int64)] = []
