@@ -6,17 +6,8 @@ import XCTest
 /// the Docker registry as the oracle, write access, collection, retention,
 /// immutability, quotas and crashes.
 final class HostedRegistryTests: XCTestCase {
-    /// An Anchorage with `[hosted "local"]` (writers: alice) and an
-    /// htpasswd of alice and bob.
     private func hostedServer(_ keys: String = "", dir: TempDir? = nil) throws -> (AnchorageServer, TempDir) {
-        let d = dir ?? TempDir(self)
-        let htpasswd = d.file("htpasswd")
-        if !FileManager.default.fileExists(atPath: htpasswd) {
-            XCTAssertEqual(try runCommand(["htpasswd", "-Bbc", htpasswd, "alice", "pw-a"]).status, 0)
-            XCTAssertEqual(try runCommand(["htpasswd", "-Bb", htpasswd, "bob", "pw-b"]).status, 0)
-        }
-        let m = try AnchorageServer(self, config: "[auth]\nhtpasswd = \(htpasswd)\n[hosted \"local\"]\nwriters = alice\n\(keys)", dir: d)
-        return (m, d)
+        try startHostedServer(self, keys, dir: dir)
     }
 
     private func layoutBlobs(_ layout: String) throws -> [String: String] {
@@ -29,8 +20,8 @@ final class HostedRegistryTests: XCTestCase {
     func testSkopeoPushesAndPullsBackByteIdenticalImagesAndIndexes() throws {
         let (m, dir) = try hostedServer()
         let single = dir.file("single"), multi = dir.file("multi")
-        XCTAssertEqual(try runCommand(["python3", testbenchScript("make_oci_image.py"), single, "--tag", "v1", "--layers", "3", "--layer-size", "700000", "--seed", "s"], timeout: 120).status, 0)
-        XCTAssertEqual(try runCommand(["python3", testbenchScript("make_oci_image.py"), multi, "--tag", "v2", "--layers", "2", "--layer-size", "100000", "--seed", "m", "--multiarch"], timeout: 120).status, 0)
+        try makeImageLayout(single, tag: "v1", layers: 3, layerSize: 700_000, seed: "s")
+        try makeImageLayout(multi, tag: "v2", layers: 2, layerSize: 100_000, seed: "m", multiarch: true)
         let host = "127.0.0.1:\(m.port)"
         let push = try runCommand(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", "alice:pw-a", "oci:\(single):v1", "docker://\(host)/local/team/app:v1"], timeout: 120)
         XCTAssertEqual(push.status, 0, push.stderr)

@@ -32,6 +32,7 @@ final class HotPathTests: XCTestCase {
             default = true
             [registry "ghcr.io"]
             url = https://ghcr.io
+            [hosted "local"]
             """, file: "x")
         let router = Mirror(config: config).registry.router
         let digest = "sha256:" + String(repeating: "ab", count: 32)
@@ -40,7 +41,7 @@ final class HotPathTests: XCTestCase {
             case .success(let (u, r)):
                 switch r {
                 case .base: return "\(u.name) base"
-                case .uploads(let n): return "\(u.name) uploads \(n)"
+                case .uploads(let n, let id): return "\(u.name) uploads \(n)\(id.map { " \($0.value)" } ?? "")"
                 case .referrers(let n, let d): return "\(u.name) referrers \(n) \(d)"
                 case .tags(let n): return "\(u.name) tags \(n)"
                 case .manifest(let n, let ref): return "\(u.name) manifest \(n) \(ref)"
@@ -57,9 +58,12 @@ final class HotPathTests: XCTestCase {
         XCTAssertEqual(route("/v2/ghcr.io/o/r/blobs/\(digest)", ns: "ghcr.io"), "ghcr.io blob ghcr.io/o/r \(digest)")
         XCTAssertEqual(route("/v2/O/r/blobs/\(digest)"), "error 400 invalid repository name")
         XCTAssertEqual(route("/v2/a/b/tags/list"), "docker.io tags a/b")
+        XCTAssertEqual(route("/v2/local/team/app/manifests/1.4"), "local manifest team/app 1.4", "a hosted namespace by its first component")
+        XCTAssertEqual(route("/v2/team/app/manifests/1.4", ns: "local"), "local manifest team/app 1.4")
         XCTAssertEqual(route("/v2/a/manifests/b/manifests/v1"), "docker.io manifest a/manifests/b v1")
         XCTAssertEqual(route("/v2/a/blobs/uploads/"), "docker.io uploads library/a")
-        XCTAssertEqual(route("/v2/ghcr.io/o/r/blobs/uploads/abc"), "ghcr.io uploads o/r")
+        XCTAssertEqual(route("/v2/ghcr.io/o/r/blobs/uploads/abc"), "ghcr.io uploads o/r abc")
+        XCTAssertEqual(route("/v2/a/blobs/uploads/a%2Fb"), "error 404 blob upload unknown")
         XCTAssertEqual(route("/v2/a/blobs/sha256:00"), "error 400 invalid digest")
         XCTAssertEqual(route("/v2/o/r/referrers/\(digest)"), "docker.io referrers o/r \(digest)")
         XCTAssertEqual(route("/v2/a/blobs/x/referrers/\(digest)"), "docker.io referrers a/blobs/x \(digest)")

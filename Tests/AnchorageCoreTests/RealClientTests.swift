@@ -20,20 +20,9 @@ final class RealClientTests: XCTestCase {
         try up.push(name: "team/app", tag: "v1", layers: 2, layerSize: 500_000)
         // The registry section is named after the upstream host, as containerd's ns says.
         let m = try AnchorageServer(self, config: "[registry \"\(up.host)\"]\nurl = \(up.url)\n")
-        let dir = TempDir(self, "ctrd")
-        let sock = dir.file("containerd.sock")
-        let conf = dir.write("config.toml", """
-        version = 2
-        root = "\(dir.path)/root"
-        state = "\(dir.path)/state"
-        disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-        [grpc]
-          address = "\(sock)"
-        [ttrpc]
-          address = "\(sock).ttrpc"
-        [debug]
-          address = "\(sock).debug"
-        """)
+        let ctrd = try Containerd(self)
+        defer { ctrd.stop() }
+        let dir = ctrd.dir
         if let name = hostsDirName {
             dir.write("certs.d/\(name)/hosts.toml", """
             [host."http://127.0.0.1:\(m.port)"]
@@ -46,13 +35,8 @@ final class RealClientTests: XCTestCase {
               capabilities = ["pull", "resolve"]
             """)
         }
-        let ctrd = try BackgroundProcess(self, ["containerd", "--config", conf], logPath: dir.file("containerd.log"))
-        defer { ctrd.stop() }
-        let deadline = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: sock) && Date() < deadline { usleep(100_000) }
-        let r = try runCommand(["ctr", "--address", sock, "-n", "test", "image", "pull", "--plain-http",
-                                "--hosts-dir", dir.file("certs.d"), "--snapshotter", "native", "\(up.host)/team/app:v1"], timeout: 180)
-        XCTAssertEqual(r.status, 0, r.stdout + r.stderr + ctrd.log)
+        let r = try ctrd.ctr(["image", "pull", "--plain-http", "--hosts-dir", ctrd.hostsDir, "--snapshotter", "native", "\(up.host)/team/app:v1"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr + ctrd.proc.log)
         // containerd percent-encodes the ns value.
         let served = m.accessLines("ns=127.0.0.1%3A\(up.port)")
         XCTAssertTrue(served.contains { $0.contains("/manifests/v1?") && $0.contains("status=200") }, m.log)
@@ -106,27 +90,10 @@ final class RealClientTests: XCTestCase {
         try (hosts + "\n127.0.0.1 registry-1.docker.io index.docker.io auth.docker.io docker.io production.cloudflare.docker.com\n")
             .write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
 
-        let dir = TempDir(self, "dockerd")
-        let sock = dir.file("docker.sock")
-        let conf = dir.write("daemon.json", """
-        {
-          "data-root": "\(dir.path)/data", "exec-root": "\(dir.path)/exec", "pidfile": "\(dir.path)/docker.pid",
-          "hosts": ["unix://\(sock)"], "storage-driver": "vfs",
-          "iptables": false, "ip6tables": false, "ip-masq": false, "bridge": "none",
-          "registry-mirrors": ["http://127.0.0.1:\(m.port)"], "insecure-registries": ["127.0.0.1:\(m.port)"]
-        }
-        """)
-        let dockerd = try BackgroundProcess(self, ["dockerd", "--config-file", conf], logPath: dir.file("dockerd.log"))
-        defer { dockerd.stop(timeout: 30) }
-        var up2 = false
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if (try? runCommand(["/usr/bin/docker", "-H", "unix://\(sock)", "version"], timeout: 10))?.status == 0 { up2 = true; break }
-            usleep(300_000)
-        }
-        XCTAssertTrue(up2, dockerd.log)
-        let r = try runCommand(["/usr/bin/docker", "-H", "unix://\(sock)", "pull", "alpine:3"], timeout: 180)
-        XCTAssertEqual(r.status, 0, r.stdout + r.stderr + dockerd.log.suffix(3000))
+        let dockerd = try Dockerd(self, mirrors: ["http://127.0.0.1:\(m.port)"])
+        defer { dockerd.stop() }
+        let r = try dockerd.docker(["pull", "alpine:3"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr + dockerd.proc.log.suffix(3000))
         let lines = m.accessLines("/v2/library/alpine/")
         XCTAssertTrue(lines.contains { $0.contains("/manifests/3") && $0.contains("status=200") }, m.log)
         XCTAssertTrue(lines.contains { $0.contains("/blobs/sha256:") && $0.contains("status=200") }, m.log)

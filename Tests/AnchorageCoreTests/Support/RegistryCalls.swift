@@ -89,3 +89,22 @@ func fixtureBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         return UInt8(truncatingIfNeeded: x >> 33)
     }
 }
+
+/// An Anchorage with `[hosted "local"]` (`writers = alice`) and an htpasswd
+/// of alice (pw-a) and bob (pw-b); `keys` go into the hosted section.
+func startHostedServer(_ test: XCTestCase, _ keys: String = "", dir: TempDir? = nil) throws -> (AnchorageServer, TempDir) {
+    let d = dir ?? TempDir(test)
+    let htpasswd = d.file("htpasswd")
+    if !FileManager.default.fileExists(atPath: htpasswd) {
+        XCTAssertEqual(try runCommand(["htpasswd", "-Bbc", htpasswd, "alice", "pw-a"]).status, 0)
+        XCTAssertEqual(try runCommand(["htpasswd", "-Bb", htpasswd, "bob", "pw-b"]).status, 0)
+    }
+    let m = try AnchorageServer(test, config: "[auth]\nhtpasswd = \(htpasswd)\n[hosted \"local\"]\nwriters = alice\n\(keys)", dir: d)
+    return (m, d)
+}
+
+/// Writes an OCI layout with make_oci_image.py.
+func makeImageLayout(_ path: String, tag: String, layers: Int, layerSize: Int, seed: String, multiarch: Bool = false) throws {
+    let r = try runCommand(["python3", testbenchScript("make_oci_image.py"), path, "--tag", tag, "--layers", "\(layers)", "--layer-size", "\(layerSize)", "--seed", seed] + (multiarch ? ["--multiarch"] : []), timeout: 300)
+    guard r.status == 0 else { throw NSError(domain: "fixture", code: 1, userInfo: [NSLocalizedDescriptionKey: r.stderr]) }
+}
