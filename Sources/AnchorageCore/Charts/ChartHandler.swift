@@ -1,17 +1,21 @@
 import Foundation
 
 /// The chart protocol: `/charts/NAME/index.yaml`, `/charts/NAME/FILE.tgz`
-/// and `/charts/NAME/FILE.tgz.prov` for each `[charts "NAME"]` repository.
+/// and `/charts/NAME/FILE.tgz.prov` for each `[charts "NAME"]` repository;
+/// a hosted one (`hosted = true`) also takes ChartMuseum's API.
 final class ChartHandler: Sendable {
     let repositories: [String: ChartRepository]
+    let hosted: [String: ChartMuseumAPI]
     let blobs: BlobService
     let store: FileBlobStore
     let registries: [String: RegistryUpstream]
     let pool: WorkerPool
     let counters: Counters
 
-    init(repositories: [String: ChartRepository], blobs: BlobService, store: FileBlobStore, registries: [String: RegistryUpstream], pool: WorkerPool, counters: Counters) {
+    init(repositories: [String: ChartRepository], hosted: [HostedChartRepository] = [], blobs: BlobService, store: FileBlobStore,
+         registries: [String: RegistryUpstream], pool: WorkerPool, counters: Counters) {
         self.repositories = repositories
+        self.hosted = Dictionary(uniqueKeysWithValues: hosted.map { ($0.name, ChartMuseumAPI(repository: $0)) })
         self.blobs = blobs
         self.store = store
         self.registries = registries
@@ -27,6 +31,15 @@ final class ChartHandler: Sendable {
 
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
         let responder = responder.labeled(ChartHandler.label(request.path))
+        let components = request.path.split(separator: "/", omittingEmptySubsequences: false)
+        if components.count >= 4, components[1] == "charts", let api = hosted[String(components[2])] {
+            // Every component passes the same alphabet as chart names.
+            let rest = Array(components[3...])
+            guard rest.allSatisfy({ ChartIndex.isSafeComponent(String($0)) }) else {
+                return responder.respond(ChartMuseumAPI.error(.notFound, "not found"))
+            }
+            return api.handle(rest, request, responder)
+        }
         guard request.method.isRead else {
             var r = ChartHandler.error(.methodNotAllowed, "read-only chart mirror")
             r.headers.add("Allow", "GET, HEAD")
@@ -35,7 +48,7 @@ final class ChartHandler: Sendable {
         // /charts/NAME/FILE — no deeper paths, nothing unvalidated.
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 4, parts[0].isEmpty, parts[1] == "charts", let repo = repositories[String(parts[2])] else {
-            return responder.respond(ChartHandler.error(.notFound, "unknown chart repository (configured: \(repositories.keys.sorted().joined(separator: ", ")))"))
+            return responder.respond(ChartHandler.error(.notFound, "unknown chart repository (configured: \((Array(repositories.keys) + Array(hosted.keys)).sorted().joined(separator: ", ")))"))
         }
         let file = String(parts[3])
         if file == "index.yaml" {

@@ -12,6 +12,7 @@ public struct Config: Sendable {
     public var registries: [RegistryConfig]
     public var charts: [ChartsConfig]
     public var hosted: [HostedConfig]
+    public var hostedCharts: [HostedChartsConfig]
     public var sync: SyncConfig
     /// Where it came from, for messages.
     public var source: String
@@ -51,6 +52,7 @@ public struct Config: Sendable {
         var registries: [RegistryConfig] = []
         var charts: [ChartsConfig] = []
         var hostedReaders: [SectionReader] = []
+        var chartReaders: [SectionReader] = []
         var warnings: [ConfigWarning] = []
         for s in sections {
             guard let schema = schemas.first(where: { $0.kind == s.kind }) else {
@@ -71,10 +73,10 @@ public struct Config: Sendable {
                 registries.append(try RegistryConfig(reader, name: name))
             case "charts":
                 let name = s.name ?? ""
-                if charts.contains(where: { $0.name == name }) {
+                if chartReaders.contains(where: { $0.section.name == name }) {
                     throw ConfigError(file: file, line: s.line, "duplicate section [charts \"\(name)\"]")
                 }
-                charts.append(try ChartsConfig(reader, name: name))
+                chartReaders.append(reader)
             case "hosted":
                 if let prev = hostedReaders.first(where: { $0.section.name == s.name }) {
                     throw ConfigError(file: file, line: s.line, "duplicate section [hosted \"\(s.name ?? "")\"] (first on line \(prev.section.line))")
@@ -96,7 +98,16 @@ public struct Config: Sendable {
         let log = LogConfig(try reader(LogConfig.schema))
         let upstream = UpstreamConfig(try reader(UpstreamConfig.schema))
         let auth = try AuthConfig(try reader(AuthConfig.schema))
-        // [hosted] sections name htpasswd users: read after [auth].
+        // [hosted] sections (and hosted chart repositories) name htpasswd
+        // users: read after [auth].
+        var hostedCharts: [HostedChartsConfig] = []
+        for r in chartReaders {
+            if r.bool("hosted") {
+                hostedCharts.append(try HostedChartsConfig(r, name: r.section.name ?? "", htpasswd: auth.htpasswd))
+            } else {
+                charts.append(try ChartsConfig(r, name: r.section.name ?? ""))
+            }
+        }
         var hosted: [HostedConfig] = []
         for r in hostedReaders {
             let name = r.section.name ?? ""
@@ -124,7 +135,7 @@ public struct Config: Sendable {
             sync = try SyncConfig(r, registries: registries, charts: charts, defaultRegistry: registries.first(where: \.isDefault)?.name ?? registries[0].name)
         }
         return Config(server: server, cache: cache, log: log, upstream: upstream, auth: auth, registries: registries, charts: charts,
-                      hosted: hosted, sync: sync, source: file, registriesAreBuiltIn: builtIn, warnings: warnings)
+                      hosted: hosted, hostedCharts: hostedCharts, sync: sync, source: file, registriesAreBuiltIn: builtIn, warnings: warnings)
     }
 
     /// Upstream credentials served to anyone who can reach the mirror: the
@@ -153,6 +164,7 @@ public struct Config: Sendable {
         for r in registries { section("[registry \"\(r.name)\"]", r.render()) }
         for h in hosted { section("[hosted \"\(h.name)\"]", h.render()) }
         for c in charts { section("[charts \"\(c.name)\"]", c.render()) }
+        for c in hostedCharts { section("[charts \"\(c.name)\"]", c.render()) }
         let syncLines = sync.render()
         if !sync.rules.isEmpty || sync.schedule != nil { section("[sync]", syncLines) }
         return out

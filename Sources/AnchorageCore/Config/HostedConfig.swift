@@ -35,14 +35,7 @@ public struct HostedConfig: Sendable, Equatable {
             throw ConfigError(file: r.file, line: r.section.line, "invalid hosted namespace '\(name)': one repository name component, such as local or team-images")
         }
         writers = r.isSet("writers") ? HostedConfig.list(r.all("writers")) : []
-        if !writers.isEmpty {
-            guard let htpasswd else {
-                throw r.error("writers", "writers needs [auth] htpasswd: pushes are made by signed-in users")
-            }
-            if let unknown = writers.first(where: { $0 != "*" && htpasswd.users[$0] == nil }) {
-                throw r.error("writers", "writers names '\(unknown)', who is not in the htpasswd file")
-            }
-        }
+        try HostedConfig.checkWriters(writers, r, htpasswd: htpasswd)
         maxSize = r.isSet("max_size") ? r.size("max_size") : nil
         immutableTags = r.isSet("immutable_tags") ? HostedConfig.list(r.all("immutable_tags")).map(TagPattern.init) : []
         keepTags = r.isSet("keep_tags") ? r.int("keep_tags") : nil
@@ -63,10 +56,23 @@ public struct HostedConfig: Sendable, Equatable {
         values.flatMap { $0.split(separator: ",") }.map { $0.trimmed(" \t") }.filter { !$0.isEmpty }
     }
 
-    func mayWrite(_ user: String?) -> Bool {
+    /// Writers are signed-in users the htpasswd file knows.
+    static func checkWriters(_ writers: [String], _ r: SectionReader, htpasswd: Htpasswd?) throws(ConfigError) {
+        guard !writers.isEmpty else { return }
+        guard let htpasswd else {
+            throw r.error("writers", "writers needs [auth] htpasswd: pushes are made by signed-in users")
+        }
+        if let unknown = writers.first(where: { $0 != "*" && htpasswd.users[$0] == nil }) {
+            throw r.error("writers", "writers names '\(unknown)', who is not in the htpasswd file")
+        }
+    }
+
+    static func mayWrite(_ user: String?, _ writers: [String]) -> Bool {
         guard let user else { return false }
         return writers.contains("*") || writers.contains(user)
     }
+
+    func mayWrite(_ user: String?) -> Bool { HostedConfig.mayWrite(user, writers) }
 
     func isImmutable(_ tag: Tag) -> Bool { immutableTags.contains { $0.matches(tag.value) } }
 

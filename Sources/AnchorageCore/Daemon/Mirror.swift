@@ -58,7 +58,8 @@ final class Mirror: Sendable {
         for c in config.charts {
             repos[c.name] = ChartRepository(config: c, client: client, options: chartOptions, layout: layout, pool: pool, counters: counters)
         }
-        charts = ChartHandler(repositories: repos, blobs: blobs, store: store, registries: ups, pool: pool, counters: counters)
+        let hostedCharts = config.hostedCharts.map { [hostedStore] in HostedChartRepository(config: $0, layout: hostedStore.layout, pool: pool) }
+        charts = ChartHandler(repositories: repos, hosted: hostedCharts, blobs: blobs, store: store, registries: ups, pool: pool, counters: counters)
     }
 
     /// Start-up housekeeping that must not delay serving.

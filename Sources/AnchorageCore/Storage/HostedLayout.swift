@@ -9,6 +9,8 @@ import Foundation
 ///         _manifests/revisions/<alg>/<hex>      a manifest stored in this repository
 ///         _manifests/tags/<tag>                 the digest the tag names (text)
 ///         _referrers/<alg>/<subject hex>/<alg>-<hex>   a manifest whose subject is that digest
+///     <cache>/hosted/charts/<repo>/<chart>/<version>/
+///         entry.json, chart.tgz, chart.tgz.prov       an uploaded chart version
 ///
 /// Repository name components start with [a-z0-9], so `_layers` and the
 /// others never collide with a name.
@@ -48,6 +50,13 @@ struct HostedLayout: Sendable {
 
     func referrer(_ ns: String, _ name: RepositoryName, subject: Digest, _ d: Digest) -> String {
         "\(referrersDir(ns, name, subject: subject))/\(d.algorithm.rawValue)-\(d.hex)"
+    }
+
+    func chartRepository(_ repo: String) -> String { "\(root)/charts/\(repo)" }
+
+    /// A chart version's directory; `chart` and `version` are safe components.
+    func chartVersion(_ repo: String, _ chart: String, _ version: String) -> String {
+        "\(chartRepository(repo))/\(chart)/\(version)"
     }
 
     /// The digests named by the files of a `<alg>/<hex>` tree (`_layers`,
