@@ -288,6 +288,35 @@ final class HostedRegistryTests: XCTestCase {
         XCTAssertEqual(try check("[auth]\nhtpasswd = \(htpasswd)\n[hosted \"local\"]\nwriters = *\nmax_size = 1GiB\n").status, 0)
     }
 
+    /// Harbor's pull replication: a sync rule copies matched upstream images
+    /// into a hosted repository, digests unchanged; they stay when the
+    /// upstream deletes them and when the cache evicts its copy.
+    func testSyncCopiesUpstreamImagesIntoAHostedRepository() throws {
+        let up = try UpstreamRegistry(self)
+        var digests: [String: String] = [:]
+        for v in ["1.25.0", "1.26.1", "1.27.0", "1.28.0"] { digests[v] = try up.push(name: "library/nginx", tag: v, layers: 1, layerSize: 200_000, seed: v) }
+        let index = try up.push(name: "team/multi", tag: "2.0", layers: 1, layerSize: 50_000, multiarch: true)
+        let (m, dir) = try hostedServer("[registry \"up.test\"]\nurl = \(up.url)\ndefault = true\n[sync]\nimage = up.test/library/nginx:>=1.26 <1.28 -> local/base/nginx\nimage = up.test/team/multi:2.0 -> local/base/multi\n")
+        let r = try runCommand([try anchorageBinary(), "sync", "--config", dir.file("mirror.conf")], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        let calls = RegistryCalls(base: m.base, credentials: "bob:pw-b", dir: dir)
+        XCTAssertEqual(try calls.call("GET", "/v2/local/base/nginx/tags/list").text, "{\"name\":\"local/base/nginx\",\"tags\":[\"1.26.1\",\"1.27.0\"]}\n")
+        // The upstream forgets them, and the cache lets its copies go.
+        for v in ["1.26.1", "1.27.0"] {
+            XCTAssertEqual(try RegistryCalls(base: up.url, credentials: nil, dir: dir).call("DELETE", "/v2/library/nginx/manifests/\(digests[v] ?? "")").status, 202)
+        }
+        up.stop()
+        XCTAssertEqual(try runCommand([try anchorageBinary(), "gc", "--to", "0", "--config", dir.file("mirror.conf")]).status, 0)
+        let host = "127.0.0.1:\(m.port)"
+        for (repo, tag, digest) in [("nginx", "1.27.0", digests["1.27.0"] ?? ""), ("multi", "2.0", index)] {
+            let inspect = try runCommand(["skopeo", "inspect", "--raw", "--tls-verify=false", "--creds", "bob:pw-b", "docker://\(host)/local/base/\(repo):\(tag)"], timeout: 60)
+            XCTAssertEqual(inspect.status, 0, inspect.stderr)
+            XCTAssertEqual(digestOf(Array(inspect.stdout.utf8)), digest, "byte-exact manifest of \(repo):\(tag)")
+            let pulled = try runCommand(["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false", "--src-creds", "bob:pw-b", "docker://\(host)/local/base/\(repo):\(tag)", "dir:\(dir.file("pulled-\(repo)"))"], timeout: 120)
+            XCTAssertEqual(pulled.status, 0, "every blob is there and verifies: \(pulled.stderr)")
+        }
+    }
+
     func testTagPatterns() {
         XCTAssertTrue(TagPattern("v*").matches("v1.2"))
         XCTAssertFalse(TagPattern("v*").matches("latest"))

@@ -132,7 +132,7 @@ public struct Config: Sendable {
         // [sync] rules name registries and chart repositories: read it last.
         var sync = SyncConfig.empty
         if let r = singletons["sync"] {
-            sync = try SyncConfig(r, registries: registries, charts: charts, defaultRegistry: registries.first(where: \.isDefault)?.name ?? registries[0].name)
+            sync = try SyncConfig(r, registries: registries, charts: charts, hosted: hosted.map(\.name), defaultRegistry: registries.first(where: \.isDefault)?.name ?? registries[0].name)
         }
         return Config(server: server, cache: cache, log: log, upstream: upstream, auth: auth, registries: registries, charts: charts,
                       hosted: hosted, hostedCharts: hostedCharts, sync: sync, source: file, registriesAreBuiltIn: builtIn, warnings: warnings)

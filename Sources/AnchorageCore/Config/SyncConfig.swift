@@ -4,6 +4,14 @@ public struct SyncConfig: Sendable {
         public let rule: SyncRule
         public let line: Int
         public let text: String
+        /// `image = SOURCE -> NS/NAME`: also copied into a hosted repository.
+        public var into: HostedTarget?
+    }
+
+    /// A hosted repository a sync rule copies images into.
+    public struct HostedTarget: Sendable, Equatable {
+        public let namespace: String
+        public let name: RepositoryName
     }
 
     public var schedule: Schedule?
@@ -16,7 +24,7 @@ public struct SyncConfig: Sendable {
     static let schema = SectionSchema(kind: "sync", named: false, keys: [
         ConfigKey("schedule", .string, help: "in-daemon sync: 'every 6h' or a 5-field cron expression (UTC); absent: none"),
         ConfigKey("platforms", .string, help: "children of multi-arch indexes to fetch, e.g. linux/amd64, linux/arm64 (default: all)"),
-        ConfigKey("image", .string, repeatable: true, help: "REGISTRY/NAME:TAG, :~REGEX, :SEMVER-RANGE or @DIGEST; repeatable"),
+        ConfigKey("image", .string, repeatable: true, help: "REGISTRY/NAME:TAG, :~REGEX, :SEMVER-RANGE or @DIGEST, optionally -> HOSTED/NAME to copy it there; repeatable"),
         ConfigKey("chart", .string, repeatable: true, help: "REPO/CHART (every version) or REPO/CHART@SEMVER-RANGE; repeatable"),
         ConfigKey("keep_latest", .integer(1...100_000), help: "for patterns and charts: only the N newest matching tags/versions"),
         ConfigKey("pin", .bool, default: "true", help: "synced content is never evicted by the LRU"),
@@ -34,7 +42,7 @@ public struct SyncConfig: Sendable {
         self.concurrency = concurrency
     }
 
-    init(_ r: SectionReader, registries: [RegistryConfig], charts: [ChartsConfig], defaultRegistry: String) throws(ConfigError) {
+    init(_ r: SectionReader, registries: [RegistryConfig], charts: [ChartsConfig], hosted: [String] = [], defaultRegistry: String) throws(ConfigError) {
         if let s = r.string("schedule") {
             guard let sched = Schedule(s) else {
                 throw r.error("schedule", "invalid schedule '\(s)': expected 'every 6h' or a cron expression like '30 2 * * *'")
@@ -54,11 +62,22 @@ public struct SyncConfig: Sendable {
         let hub = Set(registries.filter { $0.name == "docker.io" || $0.url.contains("registry-1.docker.io") }.map(\.name))
         var rules: [Rule] = []
         for e in r.section.entries where e.key == "image" || e.key == "chart" {
+            var source = e.value
+            var into: HostedTarget?
+            if e.key == "image", let arrow = e.value.range(of: "->") {
+                source = String(e.value[..<arrow.lowerBound])
+                let target = e.value[arrow.upperBound...].trimmed(" \t")
+                guard let slash = target.firstIndex(of: "/"), hosted.contains(String(target[..<slash])),
+                      let name = RepositoryName(target[target.index(after: slash)...]) else {
+                    throw ConfigError(file: r.file, line: e.line, "invalid image rule: '-> \(target)' must name a repository in a [hosted] namespace (configured: \(hosted.joined(separator: ", ")))")
+                }
+                into = HostedTarget(namespace: String(target[..<slash]), name: name)
+            }
             let parsed = e.key == "image"
-                ? SyncRule.parseImage(e.value, registries: registries.map(\.name), defaultRegistry: defaultRegistry, dockerHubNames: hub)
-                : SyncRule.parseChart(e.value, repositories: charts.map(\.name))
+                ? SyncRule.parseImage(source, registries: registries.map(\.name), defaultRegistry: defaultRegistry, dockerHubNames: hub)
+                : SyncRule.parseChart(source, repositories: charts.map(\.name))
             switch parsed {
-            case .success(let rule): rules.append(Rule(rule: rule, line: e.line, text: e.value))
+            case .success(let rule): rules.append(Rule(rule: rule, line: e.line, text: e.value, into: into))
             case .failure(let why): throw ConfigError(file: r.file, line: e.line, "invalid \(e.key) rule: \(why.message)")
             }
         }

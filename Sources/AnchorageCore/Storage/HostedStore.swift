@@ -63,6 +63,28 @@ final class HostedStore: Sendable {
         mutate { link(layout.layer(ns, name, d), ns, d) }
     }
 
+    /// Takes a verified blob from the cache (`path`, named by its digest):
+    /// a hard link when both are on one filesystem (no copy; the cache may
+    /// evict its name later), else a copy renamed into place.
+    func adopt(_ d: Digest, from path: String) -> Bool {
+        if content.contains(d) { return true }
+        let dest = layout.content.blob(d)
+        makeParentDirectory(dest)
+        if Glibc.link(path, dest) == 0 || errno == EEXIST { return true }
+        let tmp = layout.content.newTempPath()
+        do {
+            try FileManager.default.copyItem(atPath: path, toPath: tmp)
+        } catch {
+            unlink(tmp)
+            return false
+        }
+        guard rename(tmp, dest) == 0 else {
+            unlink(tmp)
+            return false
+        }
+        return true
+    }
+
     /// Unlinks a blob from a repository; false when it was not linked.
     func unlinkLayer(_ ns: String, _ name: RepositoryName, _ d: Digest) -> Bool {
         mutate { unlinkFile(layout.layer(ns, name, d), ns, d) }

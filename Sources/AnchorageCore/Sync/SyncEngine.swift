@@ -108,6 +108,7 @@ public final class SyncEngine: @unchecked Sendable {
             return d
         }
         let done = results.withLock { $0 }
+        let publisher = HostedPublisher(cache: mirror.store, hosted: mirror.hostedStore)
         for i in items.indices where items[i].error == nil {
             for b in items[i].blobs {
                 switch done[b.digest] {
@@ -116,6 +117,7 @@ public final class SyncEngine: @unchecked Sendable {
                 case nil: break
                 }
             }
+            if items[i].error == nil { items[i].error = publisher.publish(items[i]) }
             progress.item(items[i].label, ok: items[i].error == nil, bytes: items[i].fetchedBytes, error: items[i].error, dryRun: false)
         }
         report.bytesFetched = done.values.reduce(0) { if case .success(let n) = $1 { return $0 + n } else { return $0 } }

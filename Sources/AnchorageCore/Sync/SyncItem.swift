@@ -16,6 +16,8 @@ struct SyncItem {
     let target: Target
     /// The `PinSet` key of the rule that named it.
     let ruleKey: String
+    /// Where the image is also copied (a hosted repository), if anywhere.
+    var into: SyncConfig.HostedTarget?
     var blobs: [Blob] = []
     var manifests: [Digest] = []
     var error: String?

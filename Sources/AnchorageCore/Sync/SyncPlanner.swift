@@ -36,7 +36,7 @@ struct SyncPlanner {
                     if refs.isEmpty { return .failure(RuleError("no tag matches \(selector)")) }
                 }
             }
-            return .success(refs.map { SyncItem(target: .image(up, name, $0), ruleKey: key) })
+            return .success(refs.map { SyncItem(target: .image(up, name, $0), ruleKey: key, into: rule.into) })
         case .chart(let repoName, let chart, let range):
             guard let repo = mirror.charts.repositories[repoName] else { return .failure(RuleError("no [charts \"\(repoName)\"]")) }
             let (snap, err) = repo.currentIndex()
