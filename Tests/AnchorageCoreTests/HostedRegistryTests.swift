@@ -317,6 +317,56 @@ final class HostedRegistryTests: XCTestCase {
         }
     }
 
+    func testAClientThatDisconnectsMidUploadCanResume() throws {
+        let (m, dir) = try hostedServer()
+        let calls = RegistryCalls(base: m.base, credentials: "alice:pw-a", dir: dir)
+        let blob = fixtureBytes(300_000, seed: 50)
+        let location = try XCTUnwrap(try calls.call("POST", "/v2/local/d/app/blobs/uploads/").header("Location"))
+        let raw = try RawClient(port: m.port)
+        let auth = Data("alice:pw-a".utf8).base64EncodedString()
+        raw.send("PATCH \(location) HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \(auth)\r\nContent-Length: 300000\r\n\r\n")
+        raw.send(Array(blob[..<120_000]))
+        // The client goes away with 180,000 bytes unsent.
+        shutdown(raw.fd, Int32(SHUT_RDWR))
+        var status: Exchange?
+        for _ in 0..<200 {
+            let s = try calls.call("GET", location)
+            if s.status == 204 { status = s; break }
+            usleep(50_000)   // the server has not yet seen the close
+        }
+        let range = try XCTUnwrap(status?.header("Range"), "the upload survives its client")
+        let end = try XCTUnwrap(Int(range.split(separator: "-").last ?? ""))
+        XCTAssertLessThanOrEqual(end + 1, 120_000)
+        let rest = try calls.call("PATCH", location, body: Array(blob[(end + 1)...]), headers: ["Content-Range": "\(end + 1)-299999"])
+        XCTAssertEqual(rest.status, 202, rest.text)
+        XCTAssertEqual(try calls.call("PUT", "\(location)?digest=\(digestOf(blob))").status, 201)
+        XCTAssertEqual(try calls.call("GET", "/v2/local/d/app/blobs/\(digestOf(blob))").body, blob)
+    }
+
+    func testAFullDiskFailsAnUploadCleanly() throws {
+        let dir = TempDir(self, "hostedfull")
+        let cache = dir.file("cache")
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        let mount = try runCommand(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", cache])
+        XCTAssertEqual(mount.status, 0, "this test needs root to mount a tmpfs: \(mount.stderr)")
+        addTeardownBlock { _ = try? runCommand(["umount", "-l", cache]) }
+        let (m, _) = try hostedServer(dir: dir)
+        let calls = RegistryCalls(base: m.base, credentials: "alice:pw-a", dir: TempDir(self))
+        let kept = try calls.pushImage("local/f/app", tag: "v1", config: Array("{}".utf8), layers: [fixtureBytes(1_000_000, seed: 60)])
+        XCTAssertEqual(kept.status, 201)
+        let huge = fixtureBytes(12_000_000, seed: 61)
+        let r = try calls.call("POST", "/v2/local/f/app/blobs/uploads/?digest=\(digestOf(huge))", body: huge)
+        XCTAssertEqual(r.status, 507, r.text)
+        XCTAssertTrue(r.text.contains("No space left on device"), r.text)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(cache)/hosted/tmp"), [], "nothing half-written stays")
+        XCTAssertEqual(try calls.call("HEAD", "/v2/local/f/app/blobs/\(digestOf(huge))").status, 404)
+        XCTAssertEqual(try calls.call("GET", "/v2/local/f/app/manifests/v1").status, 200, "what was stored is intact")
+        let small = fixtureBytes(500_000, seed: 62)
+        XCTAssertEqual(try calls.call("POST", "/v2/local/f/app/blobs/uploads/?digest=\(digestOf(small))", body: small).status, 201, "space that is left is used")
+        let verify = try runCommand([try anchorageBinary(), "verify", "--config", dir.file("mirror.conf")])
+        XCTAssertEqual(verify.status, 0, verify.stdout)
+    }
+
     func testTagPatterns() {
         XCTAssertTrue(TagPattern("v*").matches("v1.2"))
         XCTAssertFalse(TagPattern("v*").matches("latest"))

@@ -166,17 +166,18 @@ final class BlobWriter: @unchecked Sendable {
         while done < count {
             let n = pwrite(file.fd, base + done, count - done, off_t(at) + off_t(done))
             if n < 0 {
-                if errno == EINTR { continue }
+                let error = errno   // before eviction's own calls change it
+                if error == EINTR { continue }
                 // Disk full: make room once by evicting least recently used
                 // (unpinned) entries, then go on; otherwise fail cleanly below.
-                if errno == ENOSPC || errno == EDQUOT, !evictedForSpace {
+                if error == ENOSPC || error == EDQUOT, !evictedForSpace {
                     evictedForSpace = true
                     let remaining = max(Int64(count - done), expectedLength - at - Int64(done))
                     let freed = store.makeRoom(remaining)
                     Log.warn("cache disk full: evicted to make room", ["needed": "\(remaining)", "freed": "\(freed)"])
                     if freed > 0 { continue }
                 }
-                failure = String(cString: strerror(errno))
+                failure = String(cString: strerror(error))
                 return false
             }
             done += n
