@@ -250,6 +250,13 @@ final class HostedRegistryTests: XCTestCase {
         XCTAssertEqual(try after.call("GET", "/v2/local/k/app/manifests/v1").status, 200, "what was pushed before survives")
         let verify = try runCommand([try anchorageBinary(), "verify", "--config", dir.file("mirror.conf")])
         XCTAssertEqual(verify.status, 0, verify.stdout + verify.stderr)
+        XCTAssertTrue(verify.stdout.contains("hosted: checked 3 blobs") && verify.stdout.contains("0 missing references"), verify.stdout)
+        // A hosted blob lost behind the store's back is reported.
+        let layer = dir.file("cache/hosted/blobs/sha256/\(digestOf(fixtureBytes(5000, seed: 30)).dropFirst(7).prefix(2))/\(digestOf(fixtureBytes(5000, seed: 30)).dropFirst(7))")
+        XCTAssertEqual(unlink(layer), 0)
+        let lost = try runCommand([try anchorageBinary(), "verify", "--config", dir.file("mirror.conf")])
+        XCTAssertEqual(lost.status, 1)
+        XCTAssertTrue(lost.stdout.contains("MISSING local/k/app@\(kept.digest): references \(digestOf(fixtureBytes(5000, seed: 30)))"), lost.stdout)
     }
 
     func testConcurrentPushesOfOneLayerToTwoRepositories() throws {
