@@ -180,6 +180,12 @@ final class HostedStore: Sendable {
         withUsage { u in u[ns]?.values.reduce(0) { $0 + $1.size } ?? 0 }
     }
 
+    /// Counts usage afresh at the next use: another process (`anchorage gc
+    /// --hosted`, `anchorage sync`) may have changed links.
+    func recountUsage() {
+        state.withLock { $0.usage = nil }
+    }
+
     private func withUsage<T>(_ body: (inout [String: [Digest: (size: Int64, links: Int)]]) -> T) -> T {
         if let r = state.withLock({ s -> T? in s.usage == nil ? nil : body(&s.usage!) }) { return r }
         let scanned = scanUsage()

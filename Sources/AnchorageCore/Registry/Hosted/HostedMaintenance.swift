@@ -2,8 +2,9 @@ import Glibc
 
 /// The daemon's housekeeping for hosted namespaces, on a thread of its own:
 /// every ten minutes uploads idle past their namespace's grace period are
-/// purged; every hour the collector runs (`anchorage gc --hosted` runs it
-/// on demand).
+/// purged and quota use is counted again (other processes change links
+/// too); every hour the collector runs (`anchorage gc --hosted` runs it on
+/// demand).
 struct HostedMaintenance {
     let collector: HostedCollector
     let uploads: UploadTable
@@ -16,6 +17,7 @@ struct HostedMaintenance {
                 sleep(600)
                 rounds += 1
                 purgeUploads()
+                collector.store.recountUsage()
                 if rounds % 6 == 0 { collect() }
             }
         }
