@@ -188,10 +188,13 @@ final class HostedStore: Sendable {
 
     private func withUsage<T>(_ body: (inout [String: [Digest: (size: Int64, links: Int)]]) -> T) -> T {
         if let r = state.withLock({ s -> T? in s.usage == nil ? nil : body(&s.usage!) }) { return r }
-        let scanned = scanUsage()
-        return state.withLock { s in
-            if s.usage == nil { s.usage = scanned }
-            return body(&s.usage!)
+        // Counted under the link lock, so no link comes or goes mid-count.
+        return mutate {
+            let scanned = state.withLock { $0.usage } == nil ? scanUsage() : nil
+            return state.withLock { s in
+                if s.usage == nil { s.usage = scanned ?? [:] }
+                return body(&s.usage!)
+            }
         }
     }
 
@@ -262,9 +265,11 @@ final class HostedStore: Sendable {
         if !created { utimensat(AT_FDCWD, path, nil, 0) }
         if created {
             let size = content.stat(d) ?? 0
-            withUsage { u in
-                let e = u[ns]?[d]
-                u[ns, default: [:]][d] = (size, (e?.links ?? 0) + 1)
+            // Counted only if counted already: a count made later sees the file.
+            state.withLock { s in
+                guard s.usage != nil else { return }
+                let e = s.usage?[ns]?[d]
+                s.usage?[ns, default: [:]][d] = (size, (e?.links ?? 0) + 1)
             }
         }
         return true
@@ -273,9 +278,9 @@ final class HostedStore: Sendable {
     @discardableResult
     private func unlinkFile(_ path: String, _ ns: String, _ d: Digest) -> Bool {
         guard unlink(path) == 0 else { return false }
-        withUsage { u in
-            guard let e = u[ns]?[d] else { return }
-            u[ns]?[d] = e.links > 1 ? (e.size, e.links - 1) : nil
+        state.withLock { s in
+            guard let e = s.usage?[ns]?[d] else { return }
+            s.usage?[ns]?[d] = e.links > 1 ? (e.size, e.links - 1) : nil
         }
         return true
     }
