@@ -430,10 +430,7 @@ final class DiskFullTests: XCTestCase {
     func testFullDiskEvictsFailsCleanlyAndRecovers() throws {
         let dir = TempDir(self, "diskfull")
         let cache = dir.file("cache")
-        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
-        let mount = try runCommand(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", cache])
-        XCTAssertEqual(mount.status, 0, "this test needs root to mount a tmpfs: \(mount.stderr)")
-        addTeardownBlock { _ = try? runCommand(["umount", "-l", cache]) }
+        try mountSmallDisk(self, at: cache, size: "8m")
         let up = try UpstreamRegistry(self)
         for i in 0..<3 { try up.push(name: "team/old\(i)", tag: "v1", layers: 1, layerSize: 2_000_000, seed: "old\(i)") }
         try up.push(name: "team/new", tag: "v1", layers: 1, layerSize: 4_000_000, seed: "new")

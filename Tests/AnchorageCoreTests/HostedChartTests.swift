@@ -8,14 +8,7 @@ import XCTest
 /// packages, and helm using the repository.
 final class HostedChartTests: XCTestCase {
     private func server(dir: TempDir? = nil) throws -> (AnchorageServer, TempDir) {
-        let d = dir ?? TempDir(self)
-        let htpasswd = d.file("htpasswd")
-        if !FileManager.default.fileExists(atPath: htpasswd) {
-            XCTAssertEqual(try runCommand(["htpasswd", "-Bbc", htpasswd, "alice", "pw-a"]).status, 0)
-            XCTAssertEqual(try runCommand(["htpasswd", "-Bb", htpasswd, "bob", "pw-b"]).status, 0)
-        }
-        let m = try AnchorageServer(self, config: "[auth]\nhtpasswd = \(htpasswd)\n[charts \"team\"]\nhosted = true\nwriters = alice\n", dir: d)
-        return (m, d)
+        try startWithUsers(self, "[charts \"team\"]\nhosted = true\nwriters = alice\n", dir: dir)
     }
 
     /// cm-push's upload: `POST <contextPath>/api/charts[?force]`, multipart field `chart` (and `prov`).

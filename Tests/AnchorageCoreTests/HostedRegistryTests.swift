@@ -259,6 +259,30 @@ final class HostedRegistryTests: XCTestCase {
         XCTAssertTrue(lost.stdout.contains("MISSING local/k/app@\(kept.digest): references \(digestOf(fixtureBytes(5000, seed: 30)))"), lost.stdout)
     }
 
+    /// A collector killed wherever it is leaves every referenced blob and a
+    /// store the next run finishes; the daemon serves on throughout.
+    func testACollectionKilledMidwayLosesNothingReferenced() throws {
+        let (m, dir) = try hostedServer("grace_period = 0s\n")
+        let calls = RegistryCalls(base: m.base, credentials: "alice:pw-a", dir: dir)
+        let layer = fixtureBytes(100_000, seed: 70)
+        let kept = try calls.pushImage("local/g/app", tag: "v1", config: Array("{\"kept\":1}".utf8), layers: [layer])
+        XCTAssertEqual(kept.status, 201)
+        for i in 0..<150 { try calls.pushBlob("local/g/junk", fixtureBytes(2000, seed: UInt64(100 + i))) }
+        let gc = try BackgroundProcess(self, [try anchorageBinary(), "gc", "--hosted", "--config", dir.file("mirror.conf")], logPath: dir.file("gc.log"))
+        usleep(30_000)   // wherever the kill lands (even before or after the sweep), all below must hold
+        gc.kill9()
+        let verify = try runCommand([try anchorageBinary(), "verify", "--config", dir.file("mirror.conf")])
+        XCTAssertEqual(verify.status, 0, verify.stdout)
+        XCTAssertTrue(verify.stdout.contains("0 missing references"), verify.stdout)
+        XCTAssertEqual(try calls.call("GET", "/v2/local/g/app/blobs/\(digestOf(layer))").body, layer)
+        let again = try runCommand([try anchorageBinary(), "gc", "--hosted", "--config", dir.file("mirror.conf")])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(try runCommand([try anchorageBinary(), "gc", "--hosted", "--dry-run", "--config", dir.file("mirror.conf")]).stdout,
+                       "would remove 0 blobs (0B), 0 manifests, 0 tags\n", "the second run finished the job")
+        XCTAssertEqual(try calls.call("GET", "/v2/local/g/app/manifests/v1").status, 200)
+        XCTAssertEqual(try calls.call("GET", "/v2/local/g/app/blobs/\(digestOf(layer))").body, layer)
+    }
+
     func testConcurrentPushesOfOneLayerToTwoRepositories() throws {
         let (m, dir) = try hostedServer()
         let calls = RegistryCalls(base: m.base, credentials: "alice:pw-a", dir: dir)
@@ -353,10 +377,7 @@ final class HostedRegistryTests: XCTestCase {
     func testAFullDiskFailsAnUploadCleanly() throws {
         let dir = TempDir(self, "hostedfull")
         let cache = dir.file("cache")
-        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
-        let mount = try runCommand(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", cache])
-        XCTAssertEqual(mount.status, 0, "this test needs root to mount a tmpfs: \(mount.stderr)")
-        addTeardownBlock { _ = try? runCommand(["umount", "-l", cache]) }
+        try mountSmallDisk(self, at: cache, size: "8m")
         let (m, _) = try hostedServer(dir: dir)
         let calls = RegistryCalls(base: m.base, credentials: "alice:pw-a", dir: TempDir(self))
         let kept = try calls.pushImage("local/f/app", tag: "v1", config: Array("{}".utf8), layers: [fixtureBytes(1_000_000, seed: 60)])

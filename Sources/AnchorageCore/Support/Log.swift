@@ -34,19 +34,7 @@ public enum Log {
     /// logfmt quoting: bare when safe, else double-quoted with escapes.
     public static func quote(_ s: String) -> String {
         if !s.isEmpty && s.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != 34 && $0 != 61 && $0 != 92 }) { return s }
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if c.value < 32 || c.value == 127 { out += "\\u{\(String(c.value, radix: 16))}" } else { out.unicodeScalars.append(c) }
-            }
-        }
-        return out + "\""
+        return doubleQuoted(s) { c in c.value < 32 || c.value == 127 ? "\\u{\(String(c.value, radix: 16))}" : nil }
     }
 }
 
@@ -78,4 +66,22 @@ enum Timestamp {
         let msStr = ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)"
         return stringFromCBuffer(buf) + ".\(msStr)Z"
     }
+}
+
+/// `s` in double quotes with `"`, `\\`, newline, return and tab escaped
+/// C-style; `other` escapes any further scalar it returns text for.
+func doubleQuoted(_ s: String, other: (Unicode.Scalar) -> String?) -> String {
+    var out = "\""
+    for c in s.unicodeScalars {
+        switch c {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if let e = other(c) { out += e } else { out.unicodeScalars.append(c) }
+        }
+    }
+    return out + "\""
 }

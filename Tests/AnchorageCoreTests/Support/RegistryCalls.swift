@@ -90,17 +90,31 @@ func fixtureBytes(_ count: Int, seed: UInt64) -> [UInt8] {
     }
 }
 
-/// An Anchorage with `[hosted "local"]` (`writers = alice`) and an htpasswd
-/// of alice (pw-a) and bob (pw-b); `keys` go into the hosted section.
-func startHostedServer(_ test: XCTestCase, _ keys: String = "", dir: TempDir? = nil) throws -> (AnchorageServer, TempDir) {
+/// An Anchorage with `[auth]` naming an htpasswd of alice (pw-a) and bob
+/// (pw-b), and `config` after it.
+func startWithUsers(_ test: XCTestCase, _ config: String, dir: TempDir? = nil) throws -> (AnchorageServer, TempDir) {
     let d = dir ?? TempDir(test)
     let htpasswd = d.file("htpasswd")
     if !FileManager.default.fileExists(atPath: htpasswd) {
         XCTAssertEqual(try runCommand(["htpasswd", "-Bbc", htpasswd, "alice", "pw-a"]).status, 0)
         XCTAssertEqual(try runCommand(["htpasswd", "-Bb", htpasswd, "bob", "pw-b"]).status, 0)
     }
-    let m = try AnchorageServer(test, config: "[auth]\nhtpasswd = \(htpasswd)\n[hosted \"local\"]\nwriters = alice\n\(keys)", dir: d)
+    let m = try AnchorageServer(test, config: "[auth]\nhtpasswd = \(htpasswd)\n\(config)", dir: d)
     return (m, d)
+}
+
+/// An Anchorage with `[hosted "local"]` (`writers = alice`); `keys` go into
+/// the hosted section.
+func startHostedServer(_ test: XCTestCase, _ keys: String = "", dir: TempDir? = nil) throws -> (AnchorageServer, TempDir) {
+    try startWithUsers(test, "[hosted \"local\"]\nwriters = alice\n\(keys)", dir: dir)
+}
+
+/// Mounts a tmpfs of `size` (e.g. "8m") at `path` for the test (needs root).
+func mountSmallDisk(_ test: XCTestCase, at path: String, size: String) throws {
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    let mount = try runCommand(["mount", "-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path])
+    XCTAssertEqual(mount.status, 0, "this test needs root to mount a tmpfs: \(mount.stderr)")
+    test.addTeardownBlock { _ = try? runCommand(["umount", "-l", path]) }
 }
 
 /// Writes an OCI layout with make_oci_image.py.
