@@ -65,7 +65,7 @@ final class SharedFetch: BodyStream, TransferSink, @unchecked Sendable {
     let counters: Counters
 
     init?(digest: Digest, store: FileBlobStore, upstreamName: String, counters: Counters) {
-        guard let writer = BlobWriter(store: store, algorithm: digest.algorithm) else { return nil }
+        guard let writer = store.makeWriter(digest.algorithm, followed: true) else { return nil }
         self.digest = digest
         self.store = store
         self.writer = writer

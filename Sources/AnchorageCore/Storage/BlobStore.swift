@@ -11,7 +11,8 @@ protocol BlobStore: Sendable {
     func open(_ d: Digest) -> StoredBlob?
     /// A writer for a new blob: the bytes are hashed as they arrive and
     /// become visible only through `commit(as:)` with the matching digest.
-    func makeWriter(_ algorithm: Digest.Algorithm) -> BlobWriter?
+    /// `followed`: clients read the blob while it is written (a shared fetch).
+    func makeWriter(_ algorithm: Digest.Algorithm, followed: Bool) -> BlobWriter?
     /// Stores a small verified body (a manifest) under its digest.
     func put(_ bytes: [UInt8], digest: Digest) -> Bool
     /// Removes a blob; readers that opened it keep reading.

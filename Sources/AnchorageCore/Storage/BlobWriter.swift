@@ -13,6 +13,10 @@ import Synchronization
 /// (OpenSSL EVP), one hash call and one hand-off per MiB. The caller blocks
 /// only when all spools are still being hashed.
 ///
+/// A writer nobody follows (an upload: no client reads the temp file while
+/// it grows) writes whole spools and has two: the steps only serve
+/// followers, and each upload in progress then holds 2 MiB.
+///
 /// Not thread-safe: one thread appends, finishes and commits (the fetch
 /// thread of a `SharedFetch`, or an upload's handler thread).
 final class BlobWriter: @unchecked Sendable {
@@ -21,9 +25,10 @@ final class BlobWriter: @unchecked Sendable {
     let tempPath: String
     private let store: FileBlobStore
     private let hasher: Hasher
-    static let spoolCount = 4
     static let spoolCapacity = 1 << 20
-    static let writeStep = 64 * 1024
+    private let spoolCount: Int
+    /// Bytes written to the file at a time (the last step of a spool may be less).
+    private let writeStep: Int
     private var spools: [UnsafeMutableRawBufferPointer] = []
     private var current = 0          // the spool being filled
     private var spooled = 0          // bytes in it
@@ -39,15 +44,19 @@ final class BlobWriter: @unchecked Sendable {
     private(set) var failure: String?
     private let hashing = DispatchQueue(label: "anchorage.blob-writer")
     /// Spools neither being filled nor still in the hash stage.
-    private let spareSpool = DispatchSemaphore(value: BlobWriter.spoolCount - 1)
+    private let spareSpool: DispatchSemaphore
     /// Set by `cancel`: the hash stage skips what is left.
     private let stopped = Atomic<Bool>(false)
     private var finished = false
     /// The content's digest once `finish` drained the hash stage.
     private(set) var computed: Digest?
 
-    init?(store: FileBlobStore, algorithm: Digest.Algorithm) {
+    /// `followed`: readers follow the temp file as it grows (a shared fetch).
+    init?(store: FileBlobStore, algorithm: Digest.Algorithm, followed: Bool) {
         self.store = store
+        spoolCount = followed ? 4 : 2
+        writeStep = followed ? 64 * 1024 : BlobWriter.spoolCapacity
+        spareSpool = DispatchSemaphore(value: spoolCount - 1)
         tempPath = store.layout.newTempPath()
         let fd = open(tempPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
@@ -72,7 +81,7 @@ final class BlobWriter: @unchecked Sendable {
         guard let base = chunk.baseAddress, chunk.count > 0 else { return true }
         if spools.isEmpty {
             // Allocated on first use, not while a request waits for its head.
-            spools = (0..<BlobWriter.spoolCount).map { _ in
+            spools = (0..<spoolCount).map { _ in
                 UnsafeMutableRawBufferPointer.allocate(byteCount: BlobWriter.spoolCapacity, alignment: 4096)
             }
         }
@@ -88,7 +97,7 @@ final class BlobWriter: @unchecked Sendable {
                 handOff()
             }
         }
-        if spooled - spoolOnDisk >= BlobWriter.writeStep || onDisk == 0 {
+        if spooled - spoolOnDisk >= writeStep || (onDisk == 0 && writeStep < BlobWriter.spoolCapacity) {
             return flush()
         }
         return true
@@ -155,7 +164,7 @@ final class BlobWriter: @unchecked Sendable {
             if !isCancelled { hasher.update(UnsafeRawBufferPointer(rebasing: spools[index][0..<count])) }
             spareSpool.signal()
         }
-        current = (current + 1) % BlobWriter.spoolCount
+        current = (current + 1) % spoolCount
         spooled = 0
         spoolOnDisk = 0
     }

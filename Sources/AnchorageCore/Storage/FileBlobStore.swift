@@ -38,8 +38,8 @@ final class FileBlobStore: BlobStore {
         return .file(f, size: f.size)
     }
 
-    func makeWriter(_ algorithm: Digest.Algorithm) -> BlobWriter? {
-        BlobWriter(store: self, algorithm: algorithm)
+    func makeWriter(_ algorithm: Digest.Algorithm, followed: Bool) -> BlobWriter? {
+        BlobWriter(store: self, algorithm: algorithm, followed: followed)
     }
 
     func delete(_ d: Digest) {

@@ -42,7 +42,7 @@ final class UploadTable: Sendable {
             e.retryAfter = 5
             return .failure(e)
         }
-        guard let writer = store.makeWriter(.sha256) else {
+        guard let writer = store.makeWriter(.sha256, followed: false) else {
             return .failure(RegistryError(.unknown, .internalServerError, "cannot create an upload file (see the log)"))
         }
         let id = UUID().uuidString.lowercased()
