@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <sys/sendfile.h>
 #include <stddef.h>
+#include <fcntl.h>
 
 int anch_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
@@ -34,4 +35,8 @@ ssize_t anch_sendfile(int out_fd, int in_fd, int64_t *offset, size_t count) {
     ssize_t n = sendfile(out_fd, in_fd, &off, count);
     *offset = (int64_t)off;
     return n;
+}
+
+int anch_start_writeback(int fd, int64_t offset, int64_t length) {
+    return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
 }

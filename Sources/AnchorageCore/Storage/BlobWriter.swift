@@ -158,6 +158,9 @@ final class BlobWriter: @unchecked Sendable {
     /// waiting for the stage to be done with one (backpressure).
     private func handOff() {
         guard spooled > 0 else { return }
+        // The spool is on disk: its pages go out now, so the commit's
+        // fsync waits for the last one only, not for the whole blob.
+        file.startWriteback(at: onDisk - Int64(spooled), length: Int64(spooled))
         spareSpool.wait()
         let index = current, count = spooled
         hashing.async { [self] in

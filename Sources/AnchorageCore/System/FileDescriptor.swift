@@ -38,6 +38,12 @@ public final class OpenFile: @unchecked Sendable {
     }
 
     /// The whole file, if it is at most `limit` bytes and reads completely.
+    /// Starts writing a written range out to the disk without waiting
+    /// (`sync_file_range`), so a later `fsync` finds little left to do.
+    func startWriteback(at offset: Int64, length: Int64) {
+        _ = anch_start_writeback(fd, offset, length)
+    }
+
     public func readAll(limit: Int) -> [UInt8]? {
         let size = Int(self.size)
         guard size <= limit else { return nil }
