@@ -395,6 +395,37 @@ final class HostedRegistryTests: XCTestCase {
         XCTAssertEqual(verify.status, 0, verify.stdout)
     }
 
+    func testReferrersOfAHostedManifest() throws {
+        let (m, dir) = try hostedServer()
+        let calls = RegistryCalls(base: m.base, credentials: "alice:pw-a", dir: dir)
+        let image = try calls.pushImage("local/r/app", tag: "v1", config: Array("{\"img\":1}".utf8), layers: [fixtureBytes(1000, seed: 80)])
+        let imageSize = try calls.call("GET", "/v2/local/r/app/manifests/v1").body.count
+        // A signature whose subject is the image, pushed by digest as cosign and oras do.
+        let sigConfig = Array("{}".utf8)
+        let c = try calls.pushBlob("local/r/app", sigConfig)
+        let sig = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"artifactType\":\"application/vnd.dev.cosign.simplesigning.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.empty.v1+json\",\"digest\":\"\(c)\",\"size\":2},\"layers\":[],\"subject\":{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"\(image.digest)\",\"size\":\(imageSize)},\"annotations\":{\"kind\":\"signature\"}}"
+        let put = try calls.call("PUT", "/v2/local/r/app/manifests/\(digestOf(Array(sig.utf8)))", body: Array(sig.utf8), headers: ["Content-Type": "application/vnd.oci.image.manifest.v1+json"])
+        XCTAssertEqual(put.status, 201, put.text)
+        XCTAssertEqual(put.header("OCI-Subject"), image.digest)
+        let all = try calls.call("GET", "/v2/local/r/app/referrers/\(image.digest)")
+        let index = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(all.body)) as? [String: Any])
+        let entries = try XCTUnwrap(index["manifests"] as? [[String: Any]])
+        XCTAssertEqual(entries.count, 1)
+        XCTAssertEqual(entries.first?["digest"] as? String, digestOf(Array(sig.utf8)))
+        XCTAssertEqual(entries.first?["artifactType"] as? String, "application/vnd.dev.cosign.simplesigning.v1+json")
+        XCTAssertEqual((entries.first?["annotations"] as? [String: String])?["kind"], "signature")
+        let filtered = try calls.call("GET", "/v2/local/r/app/referrers/\(image.digest)?artifactType=application/vnd.example.sbom")
+        XCTAssertEqual(filtered.header("OCI-Filters-Applied"), "artifactType")
+        XCTAssertEqual(((try JSONSerialization.jsonObject(with: Data(filtered.body)) as? [String: Any])?["manifests"] as? [Any])?.count, 0)
+        // A subject that does not exist (yet) is accepted, as the spec asks.
+        let orphan = sig.replacingOccurrences(of: image.digest, with: digestOf([42]))
+        XCTAssertEqual(try calls.call("PUT", "/v2/local/r/app/manifests/\(digestOf(Array(orphan.utf8)))", body: Array(orphan.utf8), headers: ["Content-Type": "application/vnd.oci.image.manifest.v1+json"]).status, 201)
+        // Deleting the signature takes it out of the listing.
+        XCTAssertEqual(try calls.call("DELETE", "/v2/local/r/app/manifests/\(digestOf(Array(sig.utf8)))").status, 202)
+        let after = try calls.call("GET", "/v2/local/r/app/referrers/\(image.digest)")
+        XCTAssertEqual(((try JSONSerialization.jsonObject(with: Data(after.body)) as? [String: Any])?["manifests"] as? [Any])?.count, 0)
+    }
+
     func testTagPatterns() {
         XCTAssertTrue(TagPattern("v*").matches("v1.2"))
         XCTAssertFalse(TagPattern("v*").matches("latest"))
