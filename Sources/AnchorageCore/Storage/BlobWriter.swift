@@ -27,6 +27,7 @@ final class BlobWriter: @unchecked Sendable {
     private let hasher: Hasher
     static let spoolCapacity = 1 << 20
     private let spoolCount: Int
+    private let followed: Bool
     /// Bytes written to the file at a time (the last step of a spool may be less).
     private let writeStep: Int
     private var spools: [UnsafeMutableRawBufferPointer] = []
@@ -54,6 +55,7 @@ final class BlobWriter: @unchecked Sendable {
     /// `followed`: readers follow the temp file as it grows (a shared fetch).
     init?(store: FileBlobStore, algorithm: Digest.Algorithm, followed: Bool) {
         self.store = store
+        self.followed = followed
         spoolCount = followed ? 4 : 2
         writeStep = followed ? 64 * 1024 : BlobWriter.spoolCapacity
         spareSpool = DispatchSemaphore(value: spoolCount - 1)
@@ -158,9 +160,11 @@ final class BlobWriter: @unchecked Sendable {
     /// waiting for the stage to be done with one (backpressure).
     private func handOff() {
         guard spooled > 0 else { return }
-        // The spool is on disk: its pages go out now, so the commit's
-        // fsync waits for the last one only, not for the whole blob.
-        file.startWriteback(at: onDisk - Int64(spooled), length: Int64(spooled))
+        // An upload's client waits for the commit's fsync: the spool's
+        // pages go out now, so that fsync has only the last one left. (A
+        // shared fetch releases its tail before committing; no client
+        // waits for its fsync.)
+        if !followed { file.startWriteback(at: onDisk - Int64(spooled), length: Int64(spooled)) }
         spareSpool.wait()
         let index = current, count = spooled
         hashing.async { [self] in
