@@ -195,7 +195,7 @@ final class HostedRegistryTests: XCTestCase {
     }
 
     func testRetentionImmutabilityAndQuota() throws {
-        let (m, dir) = try hostedServer("immutable_tags = v*\nkeep_tags = 2\nkeep_tags_matching = build-*\nmax_size = 300KiB\ngrace_period = 0s\n")
+        let (m, dir) = try hostedServer("immutable_tags = v*\nkeep_tags = 2\nkeep_tags_matching = build-*\ndelete_untagged_after = 0s\nmax_size = 300KiB\ngrace_period = 0s\n")
         let calls = RegistryCalls(base: m.base, credentials: "alice:pw-a", dir: dir)
         let layer = fixtureBytes(10_000, seed: 20)
         func image(_ n: Int, tag: String) throws -> (digest: String, status: Int) {
@@ -214,8 +214,15 @@ final class HostedRegistryTests: XCTestCase {
         for n in 1...4 {
             XCTAssertEqual(try image(10 + n, tag: "build-\(n)").status, 201)
         }
+        let preview = try runCommand([try anchorageBinary(), "gc", "--hosted", "--dry-run", "--config", dir.file("mirror.conf")]).stdout
         let r = try runCommand([try anchorageBinary(), "gc", "--hosted", "--config", dir.file("mirror.conf")])
         XCTAssertTrue(r.stdout.contains("deleted tag local/r/app:build-1") && r.stdout.contains("deleted tag local/r/app:build-2"), r.stdout)
+        // Untagged after that: the images build-1 and build-2 named, and the
+        // one latest named before it moved, each with its config blob; and
+        // the config of the manifest refused as a move of v1.
+        XCTAssertTrue(r.stdout.contains("removed 7 blobs") && r.stdout.contains(", 3 manifests, 2 tags"), r.stdout)
+        XCTAssertEqual(preview.split(separator: "\n").last.map(String.init), r.stdout.split(separator: "\n").last.map { $0.replacingOccurrences(of: "removed", with: "would remove") },
+                       "the dry run foresaw exactly this")
         XCTAssertEqual(try calls.call("GET", "/v2/local/r/app/tags/list").text, "{\"name\":\"local/r/app\",\"tags\":[\"build-3\",\"build-4\",\"latest\",\"v1\"]}\n")
 
         // Quota: a blob that would pass max_size is refused before any byte is stored.
