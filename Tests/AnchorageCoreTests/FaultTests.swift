@@ -450,10 +450,16 @@ final class DiskFullTests: XCTestCase {
         let (ok, r) = try fetch("team/new", layer("team/new"))
         XCTAssertTrue(ok, r.stdout + r.stderr + m.log)
         XCTAssertTrue(m.log.contains("cache disk full: evicted to make room"), m.log)
-        // Bigger than the whole disk: the client is cut, nothing truncated stays.
+        // Bigger than the whole disk: the client is cut, nothing truncated
+        // stays, and nothing was evicted for it.
+        let newLayer = try layer("team/new")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(cache)/blobs/sha256/\(newLayer.dropFirst(7).prefix(2))/\(newLayer.dropFirst(7))"))
         let huge = try layer("team/huge")
         let (hugeOK, _) = try fetch("team/huge", huge)
         XCTAssertFalse(hugeOK)
+        XCTAssertTrue(m.log.contains("this blob cannot fit even with the cache evicted; nothing evicted"), m.log)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(cache)/blobs/sha256/\(newLayer.dropFirst(7).prefix(2))/\(newLayer.dropFirst(7))"),
+                      "the cache was not emptied for a blob that could never fit")
         XCTAssertTrue(m.log.contains("transfer abandoned, nothing cached"), m.log)
         XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: "\(cache)/tmp")) ?? ["?"], [])
         XCTAssertEqual(try runCommand([try anchorageBinary(), "verify", "--config", m.dir.file("mirror.conf")]).status, 0)

@@ -186,12 +186,18 @@ final class BlobWriter: @unchecked Sendable {
                 if error == EINTR { continue }
                 // Disk full: make room once by evicting least recently used
                 // (unpinned) entries, then go on; otherwise fail cleanly below.
+                // A blob the disk could not hold even with the cache emptied
+                // evicts nothing.
                 if error == ENOSPC || error == EDQUOT, !evictedForSpace {
                     evictedForSpace = true
                     let remaining = max(Int64(count - done), expectedLength - at - Int64(done))
-                    let freed = store.makeRoom(remaining)
-                    Log.warn("cache disk full: evicted to make room", ["needed": "\(remaining)", "freed": "\(freed)"])
-                    if freed > 0 { continue }
+                    if store.couldHold(remaining) {
+                        let freed = store.makeRoom(remaining)
+                        Log.warn("cache disk full: evicted to make room", ["needed": "\(remaining)", "freed": "\(freed)"])
+                        if freed > 0 { continue }
+                    } else {
+                        Log.warn("disk full: this blob cannot fit even with the cache evicted; nothing evicted", ["needed": "\(remaining)"])
+                    }
                 }
                 failure = String(cString: strerror(error))
                 return false

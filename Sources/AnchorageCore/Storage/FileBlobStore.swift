@@ -79,6 +79,16 @@ final class FileBlobStore: BlobStore {
         return true
     }
 
+    /// Whether `bytes` more could ever fit on this disk: what is free plus
+    /// what eviction could free (unpinned cached blobs).
+    func couldHold(_ bytes: Int64) -> Bool {
+        var fs = statvfs()
+        guard statvfs(layout.root, &fs) == 0 else { return true }
+        let free = Int64(fs.f_bavail) * Int64(fs.f_frsize)
+        let evictable = spaceFrom.map { max(0, $0.totalBytes - $0.pinnedBytes) } ?? 0
+        return free + evictable >= bytes
+    }
+
     /// Evicts cached content to free `bytes` on a full disk; the bytes freed.
     func makeRoom(_ bytes: Int64) -> Int64 {
         guard let spaceFrom else { return 0 }
