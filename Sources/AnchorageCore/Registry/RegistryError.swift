@@ -27,6 +27,8 @@ public struct RegistryError: Error, Sendable, Equatable {
     public let message: String
     public var detail: String?
     public var retryAfter: Int?
+    /// The methods a 405's `Allow` names (a pull-through mirror: GET, HEAD).
+    public var allow = "GET, HEAD"
 
     public init(_ code: Code, _ status: HTTPStatus, _ message: String, detail: String? = nil) {
         self.code = code
@@ -71,7 +73,7 @@ public struct RegistryError: Error, Sendable, Equatable {
         var h = HTTPHeaders()
         h.add("Docker-Distribution-API-Version", "registry/2.0")
         if let retryAfter { h.add("Retry-After", "\(retryAfter)") }
-        if status == .methodNotAllowed { h.add("Allow", "GET, HEAD") }
+        if status == .methodNotAllowed { h.add("Allow", allow) }
         var r = HTTPResponse.json(status, String(decoding: body, as: UTF8.self), headers: h)
         r.cacheStatus = .error
         return r

@@ -79,7 +79,19 @@ final class HostedRepository: Repository {
         default:
             var e = RegistryError(.unsupported, .methodNotAllowed, "\(request.method) is not supported here")
             e.detail = request.path
+            e.allow = HostedRepository.allowed(route)
             responder.respond(e.response)
+        }
+    }
+
+    /// What each resource takes, for a 405's `Allow`.
+    static func allowed(_ route: RegistryRoute) -> String {
+        switch route {
+        case .base, .tags, .referrers: "GET, HEAD"
+        case .blob: "GET, HEAD, DELETE"
+        case .uploads(_, nil): "POST"
+        case .uploads: "GET, PATCH, PUT, DELETE"
+        case .manifest: "GET, HEAD, PUT, DELETE"
         }
     }
 
