@@ -120,6 +120,38 @@ final class HostedChartTests: XCTestCase {
         XCTAssertTrue(rendered.stdout.contains("helm.sh/chart: web-2.0.0"), rendered.stdout)
     }
 
+    /// The package reader streams: a large file before Chart.yaml is
+    /// skipped, not held; pax long names work; any split of the input reads
+    /// the same.
+    func testTarScannerFindsChartYamlAnySplit() throws {
+        let dir = TempDir(self)
+        let tarPath = dir.file("t.tar")
+        let longDir = String(repeating: "d", count: 150)
+        let script = """
+        import io, tarfile, os
+        with tarfile.open('\(tarPath)', 'w', format=tarfile.PAX_FORMAT) as t:
+            big = os.urandom(3000000); i = tarfile.TarInfo('other/blob'); i.size = len(big); t.addfile(i, io.BytesIO(big))
+            y = b'apiVersion: v2\\nname: x\\nversion: 1.0.0\\n'; i = tarfile.TarInfo('\(longDir)/Chart.yaml'); i.size = len(y); t.addfile(i, io.BytesIO(y))
+        """
+        XCTAssertEqual(try runCommand(["python3", "-c", script]).status, 0)
+        let tar = try XCTUnwrap(FileManager.default.contents(atPath: tarPath).map { [UInt8]($0) })
+        for step in [1, 7, 512, 4096, tar.count] {
+            var scanner = TarScanner(limit: 1 << 20) { $0.split(separator: "/").count == 2 && $0.hasSuffix("/Chart.yaml") }
+            var at = 0
+            while at < tar.count {
+                let end = min(at + step, tar.count)
+                let more = tar[at..<end].withUnsafeBytes { scanner.feed($0) }
+                at = end
+                if !more { break }
+            }
+            XCTAssertNil(scanner.failure, "step \(step)")
+            XCTAssertEqual(scanner.found.map { String(decoding: $0, as: UTF8.self) }, "apiVersion: v2\nname: x\nversion: 1.0.0\n", "step \(step)")
+        }
+        var bad = TarScanner(limit: 1 << 20) { _ in true }
+        XCTAssertFalse(Array(repeating: UInt8(7), count: 600).withUnsafeBytes { bad.feed($0) })
+        XCTAssertEqual(bad.failure, "not a tar archive (bad header)")
+    }
+
     func testMultipartParsing() {
         let good = Array("--b\r\nContent-Disposition: form-data; name=\"chart\"; filename=\"dir/a-1.0.0.tgz\"\r\nContent-Type: application/gzip\r\n\r\nA\r\n-B\r\n--b\r\nContent-Disposition: form-data; name=\"prov\"\r\n\r\n\r\n--b--\r\n".utf8)
         let parts = Multipart.parse(good, boundary: "b")

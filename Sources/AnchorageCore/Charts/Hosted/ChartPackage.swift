@@ -24,20 +24,16 @@ struct ChartPackage {
     /// must then be `NAME-VERSION.tgz` of the chart inside.
     static func read(_ archive: [UInt8], fileName: String?) -> Result<ChartPackage, Invalid> {
         guard archive.count <= maxArchiveBytes else { return .failure(.reason("chart package larger than \(maxArchiveBytes >> 20) MiB")) }
-        var unpacked: [UInt8] = []
-        let inflated = Gzip.decompress(archive, limit: maxUnpackedBytes) { piece in
-            unpacked.append(contentsOf: piece)
-            return true
-        }
-        guard inflated != nil else { return .failure(.reason("not a gzip archive (or it unpacks to more than \(maxUnpackedBytes >> 20) MiB)")) }
-        let chartYaml: [UInt8]
-        switch TarReader.find(in: unpacked, where: { path in
+        // Streamed: only headers and Chart.yaml itself are ever held.
+        var tar = TarScanner(limit: maxChartYamlBytes) { path in
             let parts = path.split(separator: "/", omittingEmptySubsequences: true)
             return parts.count == 2 && parts[1] == "Chart.yaml"
-        }) {
-        case .failure(let why): return .failure(.reason(why.reason))
-        case .success(nil): return .failure(.reason("no Chart.yaml at the top of the chart directory"))
-        case .success(let bytes?): chartYaml = bytes
+        }
+        let inflated = Gzip.decompress(archive, limit: maxUnpackedBytes) { tar.feed($0) }
+        guard inflated != nil else { return .failure(.reason("not a gzip archive (or it unpacks to more than \(maxUnpackedBytes >> 20) MiB)")) }
+        if let why = tar.failure { return .failure(.reason(why)) }
+        guard let chartYaml = tar.found else {
+            return .failure(.reason(tar.headers == 0 ? "not a tar archive" : "no Chart.yaml at the top of the chart directory"))
         }
         guard chartYaml.count <= maxChartYamlBytes, let text = String(bytes: chartYaml, encoding: .utf8) else {
             return .failure(.reason("Chart.yaml is not UTF-8 text of at most 1 MiB"))
@@ -62,58 +58,110 @@ struct ChartPackage {
     }
 }
 
-/// Reads ustar/pax/GNU tar headers in memory to find one file.
-enum TarReader {
-    /// The contents of the first regular file whose path satisfies `match`
-    /// (nil when there is none); a failure when the bytes are not a tar.
-    struct Malformed: Error { let reason: String }
+/// Reads ustar/pax/GNU tar headers as the bytes stream by, keeping only
+/// the one file it looks for (at most `limit` bytes) and the current header.
+struct TarScanner {
+    let limit: Int
+    let match: (String) -> Bool
+    private enum State { case header, data(remaining: Int), padding(Int) }
+    private var state = State.header
+    private var header: [UInt8] = []
+    private var entry: (type: UInt8, size: Int, keep: Bool, matched: Bool) = (0, 0, false, false)
+    private var body: [UInt8] = []
+    private var longName: String?
+    private(set) var found: [UInt8]?
+    private(set) var failure: String?
+    private(set) var headers = 0
 
-    static func find(in tar: [UInt8], where match: (String) -> Bool) -> Result<[UInt8]?, Malformed> {
-        var at = 0
-        var longName: String?
-        var headers = 0
-        while at + 512 <= tar.count {
-            let header = tar[at..<(at + 512)]
-            if header.allSatisfy({ $0 == 0 }) { return headers > 0 ? .success(nil) : .failure(Malformed(reason: "empty tar archive")) }
-            guard checksumMatches(header) else { return .failure(Malformed(reason: "not a tar archive (bad header at byte \(at))")) }
-            headers += 1
-            guard let size = octal(header, 124, 12), size >= 0, at + 512 + size <= tar.count else {
-                return .failure(Malformed(reason: "truncated tar archive"))
-            }
-            let type = header[at + 156]
-            let body = Array(tar[(at + 512)..<(at + 512 + size)])
-            var name = longName ?? path(header, at)
-            longName = nil
-            switch type {
-            case UInt8(ascii: "L"):
-                longName = String(decoding: body.prefix { $0 != 0 }, as: UTF8.self)
-            case UInt8(ascii: "x"):
-                longName = paxPath(body)
-            case 0, UInt8(ascii: "0"):
-                if name.hasPrefix("./") { name.removeFirst(2) }
-                if match(name) { return .success(body) }
-            default:
-                break
-            }
-            at += 512 + (size + 511) / 512 * 512
-        }
-        return headers > 0 ? .success(nil) : .failure(Malformed(reason: "not a tar archive"))
+    init(limit: Int, where match: @escaping (String) -> Bool) {
+        self.limit = limit
+        self.match = match
     }
 
-    private static func path(_ h: ArraySlice<UInt8>, _ at: Int) -> String {
-        let name = String(decoding: h[at..<(at + 100)].prefix { $0 != 0 }, as: UTF8.self)
-        let ustar = h[(at + 257)..<(at + 262)].elementsEqual("ustar".utf8)
-        let prefix = ustar ? String(decoding: h[(at + 345)..<(at + 500)].prefix { $0 != 0 }, as: UTF8.self) : ""
+    /// Takes the next bytes of the tar; false once the file was found,
+    /// the tar was found malformed, or it ended.
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        while i < bytes.count {
+            switch state {
+            case .header:
+                let n = min(512 - header.count, bytes.count - i)
+                header.append(contentsOf: bytes[i..<(i + n)])
+                i += n
+                guard header.count == 512 else { continue }
+                if header.allSatisfy({ $0 == 0 }) { return false }   // the end
+                guard startEntry() else { return false }
+            case .data(let remaining):
+                let n = min(remaining, bytes.count - i)
+                if entry.keep { body.append(contentsOf: bytes[i..<(i + n)]) }
+                i += n
+                if n == remaining {
+                    guard endEntry() else { return false }
+                } else {
+                    state = .data(remaining: remaining - n)
+                }
+            case .padding(let left):
+                let n = min(left, bytes.count - i)
+                i += n
+                state = n == left ? .header : .padding(left - n)
+            }
+        }
+        return true
+    }
+
+    private mutating func startEntry() -> Bool {
+        let h = header
+        header = []
+        guard TarScanner.checksumMatches(h) else { return fail("not a tar archive (bad header)") }
+        headers += 1
+        guard let size = TarScanner.octal(h, 124, 12), size >= 0 else { return fail("truncated tar archive") }
+        var name = longName ?? TarScanner.path(h)
+        longName = nil
+        if name.hasPrefix("./") { name.removeFirst(2) }
+        let type = h[156]
+        let regular = type == 0 || type == UInt8(ascii: "0")
+        let matched = regular && match(name)
+        let meta = type == UInt8(ascii: "L") || type == UInt8(ascii: "x")
+        if matched && size > limit { return fail("\(name) is larger than \(limit >> 20) MiB") }
+        if meta && size > 1 << 20 { return fail("tar extended header larger than 1 MiB") }
+        entry = (type, size, matched || meta, matched)
+        body = []
+        if size == 0 { return endEntry() }
+        state = .data(remaining: size)
+        return true
+    }
+
+    private mutating func endEntry() -> Bool {
+        if entry.matched {
+            found = body
+            return false
+        }
+        if entry.type == UInt8(ascii: "L") { longName = String(decoding: body.prefix { $0 != 0 }, as: UTF8.self) }
+        if entry.type == UInt8(ascii: "x") { longName = TarScanner.paxPath(body) }
+        body = []
+        let pad = (512 - entry.size % 512) % 512
+        state = pad > 0 ? .padding(pad) : .header
+        return true
+    }
+
+    private mutating func fail(_ why: String) -> Bool {
+        failure = why
+        return false
+    }
+
+    private static func path(_ h: [UInt8]) -> String {
+        let name = String(decoding: h[0..<100].prefix { $0 != 0 }, as: UTF8.self)
+        let ustar = h[257..<262].elementsEqual("ustar".utf8)
+        let prefix = ustar ? String(decoding: h[345..<500].prefix { $0 != 0 }, as: UTF8.self) : ""
         return prefix.isEmpty ? name : "\(prefix)/\(name)"
     }
 
-    private static func octal(_ h: ArraySlice<UInt8>, _ offset: Int, _ length: Int) -> Int? {
-        let start = h.startIndex + offset
-        let text = String(decoding: h[start..<(start + length)].prefix { $0 != 0 && $0 != 32 }, as: UTF8.self)
+    private static func octal(_ h: [UInt8], _ offset: Int, _ length: Int) -> Int? {
+        let text = String(decoding: h[offset..<(offset + length)].prefix { $0 != 0 && $0 != 32 }, as: UTF8.self)
         return text.isEmpty ? 0 : Int(text, radix: 8)
     }
 
-    private static func checksumMatches(_ h: ArraySlice<UInt8>) -> Bool {
+    private static func checksumMatches(_ h: [UInt8]) -> Bool {
         guard let stored = octal(h, 148, 8) else { return false }
         var sum = 0
         for (i, b) in h.enumerated() { sum += (i >= 148 && i < 156) ? 32 : Int(b) }
