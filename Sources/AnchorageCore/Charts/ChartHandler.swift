@@ -46,7 +46,7 @@ final class ChartHandler: Sendable {
             return responder.respond(r)
         }
         // /charts/NAME/FILE — no deeper paths, nothing unvalidated.
-        let parts = request.path.split(separator: "/", omittingEmptySubsequences: false)
+        let parts = components
         guard parts.count == 4, parts[0].isEmpty, parts[1] == "charts", let repo = repositories[String(parts[2])] else {
             return responder.respond(ChartHandler.error(.notFound, "unknown chart repository (configured: \((Array(repositories.keys) + Array(hosted.keys)).sorted().joined(separator: ", ")))"))
         }

@@ -9,6 +9,7 @@ struct MirrorRouter: HTTPHandler {
 
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
         gate.admit(request, responder, pool: pool) { user in
+            guard let user else { return route(request, responder) }
             var admitted = request
             admitted.user = user
             route(admitted, responder)

@@ -97,3 +97,35 @@ struct ManifestDocument {
         return out
     }
 }
+
+extension HostedStore {
+    /// A stored hosted manifest, parsed; nil when absent or not one.
+    func document(_ d: Digest) -> ManifestDocument? {
+        guard let bytes = content.readAll(d, limit: HostedRepository.maxManifestBytes) else { return nil }
+        return try? ManifestDocument.parse(bytes, contentType: content.mediaType(d)).get()
+    }
+
+    /// What hosted manifests and tags name that the store does not hold: a
+    /// lost manifest or blob shows here (`anchorage verify`).
+    func missingReferences() -> [String] {
+        var out: [String] = []
+        for ns in namespaces() {
+            for repo in repositories(ns) {
+                for r in revisions(ns, repo) {
+                    guard content.contains(r) else {
+                        out.append("\(ns)/\(repo.value)@\(r): manifest missing")
+                        continue
+                    }
+                    guard let doc = document(r) else { continue }
+                    for d in doc.blobs + doc.children where !content.contains(d) {
+                        out.append("\(ns)/\(repo.value)@\(r): references \(d), which is missing")
+                    }
+                }
+                for t in tags(ns, repo) {
+                    if let d = resolve(ns, repo, t), !hasRevision(ns, repo, d) { out.append("\(ns)/\(repo.value):\(t.value): names \(d), which is missing") }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -229,30 +229,6 @@ final class HostedStore: Sendable {
         content.delete(d)
     }
 
-    /// What hosted manifests name that the store does not hold: a manifest
-    /// or blob lost would show here (`anchorage verify`).
-    func missingReferences() -> [String] {
-        var out: [String] = []
-        for ns in namespaces() {
-            for repo in repositories(ns) {
-                for r in revisions(ns, repo) {
-                    guard let bytes = content.readAll(r, limit: 4 << 20) else {
-                        out.append("\(ns)/\(repo.value)@\(r): manifest missing")
-                        continue
-                    }
-                    guard let doc = try? ManifestDocument.parse(bytes, contentType: content.mediaType(r)).get() else { continue }
-                    for d in doc.blobs + doc.children where !content.contains(d) {
-                        out.append("\(ns)/\(repo.value)@\(r): references \(d), which is missing")
-                    }
-                }
-                for t in tags(ns, repo) {
-                    if let d = resolve(ns, repo, t), !hasRevision(ns, repo, d) { out.append("\(ns)/\(repo.value):\(t.value): names \(d), which is missing") }
-                }
-            }
-        }
-        return out
-    }
-
     /// Every hosted namespace on disk.
     func namespaces() -> [String] { listDirectory(layout.repositoriesDir) }
 

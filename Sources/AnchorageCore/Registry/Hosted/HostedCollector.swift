@@ -89,15 +89,11 @@ struct HostedCollector {
     /// A manifest and everything it names.
     private func mark(_ d: Digest, _ marked: inout Set<Digest>) {
         marked.insert(d)
-        guard let doc = document(d) else { return }
+        guard let doc = store.document(d) else { return }
         marked.formUnion(doc.blobs)
         marked.formUnion(doc.children)
     }
 
-    private func document(_ d: Digest) -> ManifestDocument? {
-        guard let bytes = store.content.readAll(d, limit: HostedRepository.maxManifestBytes) else { return nil }
-        return try? ManifestDocument.parse(bytes, contentType: store.content.mediaType(d)).get()
-    }
 
     private func applyRetention(_ config: HostedConfig, _ repo: RepositoryName, now: Int64, dryRun: Bool,
                                 report: inout Report, gone: inout Set<String>) {
@@ -116,7 +112,7 @@ struct HostedCollector {
         guard let age = config.untaggedAfter?.milliseconds else { return }
         let revisions = store.revisions(ns, repo)
         let present = Set(revisions)
-        let docs = Dictionary(revisions.compactMap { r in document(r).map { (r, $0) } }, uniquingKeysWith: { a, _ in a })
+        let docs = Dictionary(revisions.compactMap { r in store.document(r).map { (r, $0) } }, uniquingKeysWith: { a, _ in a })
         let tagged = Set(tags.compactMap { store.resolve(ns, repo, $0) })
         let children = Set(docs.values.flatMap(\.children))
         for r in revisions where !tagged.contains(r) && !children.contains(r) {

@@ -411,20 +411,16 @@ final class HostedRepository: Repository {
             for t in store.tags(ns, name) where config.isImmutable(t) && store.resolve(ns, name, t) == d {
                 return RegistryError(.denied, .forbidden, "tag is immutable: \(t) names this manifest", detail: t.value).response
             }
-            let subject = document(d)?.subject
+            let subject = store.document(d)?.subject
             return store.deleteManifest(ns, name, d, subject: subject) ? HostedRepository.accepted() : unknown
         }
     }
 
-    private func document(_ d: Digest) -> ManifestDocument? {
-        guard let bytes = store.content.readAll(d, limit: HostedRepository.maxManifestBytes) else { return nil }
-        return try? ManifestDocument.parse(bytes, contentType: store.content.mediaType(d)).get()
-    }
 
     private func referrers(_ name: RepositoryName, _ subject: Digest, artifactType: String?) -> HTTPResponse {
         var entries: [[String: Any]] = []
         for d in store.referrers(ns, name, subject: subject) where store.hasRevision(ns, name, d) {
-            guard let doc = document(d), let size = store.content.stat(d) else { continue }
+            guard let doc = store.document(d), let size = store.content.stat(d) else { continue }
             if let artifactType, doc.artifactType != artifactType { continue }
             entries.append(doc.descriptor(d, size: Int(size)))
         }
