@@ -79,9 +79,9 @@ final class OperationsTests: XCTestCase {
         XCTAssertTrue(top.contains("team/webapp"), "\(top)")
         let repos = try curl(["\(m.base)/api/repositories"]).stdout
         XCTAssertTrue(repos.contains("team/webapp") && repos.contains("team/multi"), repos)
-        let tags = try curl(["\(m.base)/api/tags?upstream=up.test&name=team/multi"]).stdout
-        let digest = try XCTUnwrap(((try JSONSerialization.jsonObject(with: Data(tags.utf8))) as? [[String: Any]])?.first?["digest"] as? String)
-        let manifest = try curl(["\(m.base)/api/manifest?digest=\(digest)"]).stdout
+        let repo = try curl(["\(m.base)/api/repository?kind=cached&source=up.test&name=team/multi"]).stdout
+        let digest = try XCTUnwrap((((try JSONSerialization.jsonObject(with: Data(repo.utf8))) as? [String: Any])?["tags"] as? [[String: Any]])?.first?["digest"] as? String)
+        let manifest = try curl(["\(m.base)/api/image?kind=cached&source=up.test&name=team/multi&ref=\(digest)"]).stdout
         XCTAssertTrue(manifest.contains("linux/arm64/v8") && manifest.contains("linux/amd64"), manifest)
 
         // The page, rendered by a real headless browser: the data shows up.

@@ -73,7 +73,9 @@ def image(out, args, rng, arch, variant=None):
     if variant:
         platform["variant"] = variant
     config = dict(platform, created="2026-01-01T00:00:00Z",
-                  config={"Cmd": ["/bin/true"]},
+                  config=dict({"Cmd": ["/bin/true"]}, **({"Labels": dict(l.split("=", 1) for l in args.label),
+                                                           "Entrypoint": ["/bin/sh", "-c"], "Env": ["PATH=/usr/bin", "MODE=console"]}
+                                                          if args.label else {})),
                   rootfs={"type": "layers", "diff_ids": diff_ids})
     cd, cn = blob(out, json.dumps(config, sort_keys=True).encode())
     manifest = {
@@ -93,6 +95,7 @@ def main():
     ap.add_argument("--layer-size", type=int, default=64 * 1024)
     ap.add_argument("--seed", default="anchorage")
     ap.add_argument("--multiarch", action="store_true")
+    ap.add_argument("--label", action="append", default=[], help="KEY=VALUE, into the config's Labels (also sets Entrypoint and Env)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     os.makedirs(os.path.join(args.out, "blobs", "sha256"), exist_ok=True)

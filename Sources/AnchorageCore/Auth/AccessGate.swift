@@ -10,12 +10,17 @@ import Synchronization
 /// pairs are verified on a worker thread, never on an event loop. Failed
 /// logins are limited per client address: past `failure_limit` in a minute,
 /// that address gets 429 without any bcrypt work.
+///
+/// The console signs in once through `signIn` and is then known by its
+/// session cookie (`SessionTable`); its page and script load without
+/// credentials, holding no data.
 final class AccessGate: Sendable {
     let allow: [AddressRange]
     let users: [String: String]?
     let failureLimit: Int
     private let verified = Mutex<Set<String>>([])
     private let failures = Mutex<[[UInt8]: (count: Int, since: UInt64)]>([:])
+    let sessions = SessionTable()
 
     /// What an unknown user's password is checked against: the file's
     /// costliest entry (a match there still admits no one, the user being
@@ -33,8 +38,9 @@ final class AccessGate: Sendable {
     /// The hash a login for `user` is checked against (the decoy for an unknown user).
     func storedHash(for user: String) -> String { users?[user] ?? decoy }
 
-    /// Probes stay reachable without credentials (address rules still apply).
-    private static let open: Set<String> = ["/healthz", "/readyz"]
+    /// Probes, the console's static files and its sign-in stay reachable
+    /// without credentials (address rules still apply).
+    private static let open: Set<String> = ["/healthz", "/readyz", "/", "/console.js", "/console.css", "/api/session"]
 
     /// Calls `next` (possibly on another thread) with the signed-in user, if
     /// any, when the request may proceed; otherwise answers it.
@@ -44,7 +50,9 @@ final class AccessGate: Sendable {
                 return responder.respond(RegistryError(.denied, .forbidden, "this client address may not use the mirror").response)
             }
         }
-        guard let users, !AccessGate.open.contains(request.path) else { return next(nil) }
+        guard let users else { return next(nil) }
+        if let token = SessionTable.token(in: request), let session = sessions.find(token) { return next(session.user) }
+        if AccessGate.open.contains(request.path), request.headers["Authorization"] == nil { return next(nil) }
         let peerKey = request.client?.bytes ?? []
         if isBlocked(peerKey) {
             var e = RegistryError(.tooManyRequests, .tooManyRequests, "too many failed logins from this address; try again later")
@@ -54,7 +62,7 @@ final class AccessGate: Sendable {
         guard let header = request.headers["Authorization"], header.lowercased().hasPrefix("basic "),
               let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmed(" ")).flatMap({ String(data: $0, encoding: .utf8) }),
               let colon = decoded.firstIndex(of: ":") else {
-            return responder.respond(AccessGate.challenge("authentication required"))
+            return responder.respond(AccessGate.challenge("authentication required", prompt: request.headers[AccessGate.consoleHeader] == nil))
         }
         let user = String(decoded[..<colon]), password = String(decoded[decoded.index(after: colon)...])
         let key = Hasher.digest(Array("\(user)\u{0}\(password)".utf8)).hex
@@ -71,15 +79,37 @@ final class AccessGate: Sendable {
             } else {
                 recordFailure(peerKey)
                 Log.warn("failed login", ["client": request.client?.host ?? "-", "user": user])
-                responder.respond(AccessGate.challenge("invalid username or password"))
+                responder.respond(AccessGate.challenge("invalid username or password", prompt: request.headers[AccessGate.consoleHeader] == nil))
             }
         }
     }
 
-    static func challenge(_ message: String) -> HTTPResponse {
+    /// Sent by the console's own requests: their 401 carries no Basic
+    /// challenge, so the browser shows the console's sign-in form rather
+    /// than its own prompt.
+    static let consoleHeader = "X-Anchorage-Console"
+
+    static func challenge(_ message: String, prompt: Bool = true) -> HTTPResponse {
         var r = RegistryError(.unauthorized, .unauthorized, message).response
-        r.headers.add("WWW-Authenticate", "Basic realm=\"anchorage\"")
+        if prompt { r.headers.add("WWW-Authenticate", "Basic realm=\"anchorage\"") }
         return r
+    }
+
+    enum SignIn { case ok(token: String, csrf: String), refused, limited }
+
+    /// Checks a password (one bcrypt, on the calling thread: call it off the
+    /// event loops) under the same failure limit as Basic logins.
+    func signIn(user: String, password: String, client: PeerAddress?) -> SignIn {
+        guard let users else { return .refused }
+        let peerKey = client?.bytes ?? []
+        if isBlocked(peerKey) { return .limited }
+        guard Bcrypt.verify(password, hash: storedHash(for: user)), users[user] != nil else {
+            recordFailure(peerKey)
+            Log.warn("failed login", ["client": client?.host ?? "-", "user": user])
+            return .refused
+        }
+        let s = sessions.open(user)
+        return .ok(token: s.token, csrf: s.csrf)
     }
 
     private func isBlocked(_ peer: [UInt8]) -> Bool {

@@ -13,6 +13,9 @@ public struct ChartVersionEntry: Sendable, Equatable {
     let itemLines: Range<Int>?
     let urlsKey: (line: Int, column: Int)?
     let urlsLines: Range<Int>?
+    /// Shown by the console.
+    public var appVersion: String? = nil
+    public var created: String? = nil
 
     public static func == (a: ChartVersionEntry, b: ChartVersionEntry) -> Bool {
         a.name == b.name && a.version == b.version && a.urls == b.urls && a.digest == b.digest
@@ -95,7 +98,8 @@ public struct ChartIndex {
                     name: name, version: version, urls: urls, digest: parseDigest(item["digest"]?.string),
                     itemLines: item.firstLine..<item.endLine,
                     urlsKey: urlsPair.map { ($0.keyLine, $0.keyColumn) },
-                    urlsLines: urlsPair.map { $0.keyLine..<max($0.node.endLine, $0.keyLine + 1) }))
+                    urlsLines: urlsPair.map { $0.keyLine..<max($0.node.endLine, $0.keyLine + 1) },
+                    appVersion: item["appVersion"]?.string, created: item["created"]?.string))
             }
         }
         return ChartIndex(format: .yaml, text: text, entries: entries, skipped: skipped, json: nil)
@@ -125,7 +129,8 @@ public struct ChartIndex {
                     continue
                 }
                 entries.append(ChartVersionEntry(name: name, version: version, urls: urls, digest: parseDigest(v["digest"] as? String),
-                                                 itemLines: nil, urlsKey: nil, urlsLines: nil))
+                                                 itemLines: nil, urlsKey: nil, urlsLines: nil,
+                                                 appVersion: v["appVersion"] as? String, created: v["created"] as? String))
             }
         }
         return ChartIndex(format: .json, text: text, entries: entries, skipped: skipped, json: obj)

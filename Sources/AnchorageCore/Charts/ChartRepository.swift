@@ -22,7 +22,7 @@ final class ChartRepository: Sendable {
         let files: [String: ChartFile]
         let entryCount: Int
         /// chart → versions, for sync rules.
-        let versions: [String: [String]]
+        let versions: [String: [ChartVersionEntry]]
     }
 
     struct ChartFile: Sendable {
@@ -183,11 +183,11 @@ final class ChartRepository: Sendable {
         for s in index.skipped.prefix(5) { Log.warn("chart index entry skipped", ["repository": config.name, "why": s]) }
         let (rewritten, kept) = IndexRewriter.rewrite(index, keepVersions: config.keepVersions)
         var files: [String: ChartFile] = [:]
-        var versions: [String: [String]] = [:]
+        var versions: [String: [ChartVersionEntry]] = [:]
         for e in kept where files[e.fileName] == nil {
             guard let url = e.urls.first.flatMap({ resolve($0) }) else { continue }
             files[e.fileName] = ChartFile(url: url, digest: e.digest)
-            versions[e.name, default: []].append(e.version)
+            versions[e.name, default: []].append(e)
         }
         let body = Array(rewritten.utf8)
         let etag = "\"" + Hasher.digest(body).hex.prefix(32) + "\""

@@ -107,9 +107,12 @@ public struct AuthConfig: Sendable {
     public var htpasswd: Htpasswd?
     public var htpasswdPath: String?
     public var failureLimit: Int
+    /// Users who may manage the whole mirror from the console and its API.
+    public var admins: [String]
 
     static let schema = SectionSchema(kind: "auth", named: false, keys: [
         ConfigKey("htpasswd", .path, help: "bcrypt htpasswd file (htpasswd -B); clients then need Basic credentials"),
+        ConfigKey("admins", .string, repeatable: true, help: "users (comma-separated) who may evict, pin, sync, collect garbage and delete in any hosted repository from the console or /api/"),
         ConfigKey("failure_limit", .integer(1...10_000), default: "10", help: "failed logins per client address per minute before it gets 429"),
     ])
 
@@ -123,10 +126,20 @@ public struct AuthConfig: Sendable {
                 throw ConfigError(file: r.file, line: r.line("htpasswd"), "htpasswd: \(error)")
             }
         }
+        admins = HostedConfig.list(r.all("admins"))
+        if !admins.isEmpty {
+            guard let htpasswd else { throw r.error("admins", "admins needs htpasswd: admins are signed-in users") }
+            if let unknown = admins.first(where: { htpasswd.users[$0] == nil }) {
+                throw r.error("admins", "admins names '\(unknown)', who is not in the htpasswd file")
+            }
+        }
     }
+
+    func isAdmin(_ user: String?) -> Bool { user.map(admins.contains) ?? false }
 
     func render() -> [(String, String)] {
         (htpasswdPath.map { [("htpasswd", $0)] } ?? []) + [("failure_limit", "\(failureLimit)")]
+            + (admins.isEmpty ? [] : [("admins", admins.joined(separator: ", "))])
     }
 }
 

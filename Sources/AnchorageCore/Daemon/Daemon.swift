@@ -47,16 +47,18 @@ public enum Daemon {
 
         let mirror = Mirror(config: config)
         mirror.prepare()
+        let sync = SyncRunner(mirror: mirror)
         if let schedule = config.sync.schedule, !config.sync.rules.isEmpty {
-            SyncScheduler(mirror: mirror, schedule: schedule).start()
+            sync.follow(schedule)
         }
         HostedMaintenance(collector: HostedCollector(store: mirror.hostedStore, namespaces: config.hosted), uploads: mirror.uploads).start()
         let counters = mirror.counters
         options.observer = { counters.record($0) }
-        let ops = OpsHandler(mirror: mirror)
+        let ops = OpsHandler(mirror: mirror, sync: sync)
+        let gate = AccessGate(allow: config.server.allow, htpasswd: config.auth.htpasswd, failureLimit: config.auth.failureLimit)
+        let console = ConsoleHandler(mirror: mirror, sync: sync, gate: gate, status: { [ops] in ops.status() })
         let server = HTTPServer(options: options, handler: MirrorRouter(registry: mirror.registry, charts: mirror.charts, ops: ops,
-                                                                      gate: AccessGate(allow: config.server.allow, htpasswd: config.auth.htpasswd, failureLimit: config.auth.failureLimit),
-                                                                      pool: mirror.pool))
+                                                                      console: console, gate: gate, pool: mirror.pool))
         ops.connections.withLock { $0 = { [weak server] in server?.openConnections ?? 0 } }
         do {
             try server.start()

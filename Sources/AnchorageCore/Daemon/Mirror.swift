@@ -14,13 +14,12 @@ final class Mirror: Sendable {
     let blobs: BlobService
     let manifests: ManifestService
     let tagIndex: TagIndex
+    let referrers: ReferrersService
     let pool: WorkerPool
     /// Pushed content (`[hosted]` namespaces), beside the cache.
     let hostedStore: HostedStore
     let hosted: [HostedRepository]
     let uploads = UploadTable()
-    /// The last in-daemon sync run, for status endpoints.
-    let syncStatus = Mutex<SyncScheduler.LastRun?>(nil)
 
     init(config: Config) {
         self.config = config
@@ -45,6 +44,7 @@ final class Mirror: Sendable {
         self.blobs = blobs
         self.manifests = manifests
         let referrers = ReferrersService(defaultTTLMillis: config.cache.manifestTTL.milliseconds)
+        self.referrers = referrers
         let proxy = { (u: RegistryUpstream) in ProxyRepository(upstream: u, blobs: blobs, manifests: manifests, referrers: referrers, pool: pool) }
         hostedStore = HostedStore(cacheRoot: config.cache.path, spaceFrom: index)
         hosted = config.hosted.map { [hostedStore, uploads] in HostedRepository(config: $0, store: hostedStore, uploads: uploads, pool: pool) }

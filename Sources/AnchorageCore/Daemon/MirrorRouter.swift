@@ -4,6 +4,7 @@ struct MirrorRouter: HTTPHandler {
     let registry: RegistryHandler
     let charts: ChartHandler
     let ops: OpsHandler
+    let console: ConsoleHandler
     let gate: AccessGate
     let pool: WorkerPool
 
@@ -24,7 +25,7 @@ struct MirrorRouter: HTTPHandler {
         if path.hasPrefix("/charts/") {
             return charts.handle(request, responder)
         }
-        if ops.handle(request, responder) { return }
+        if ops.handle(request, responder) || console.handle(request, responder) { return }
         responder.respond(.text(.notFound, "not found"))
     }
 }

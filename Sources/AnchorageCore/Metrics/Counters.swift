@@ -24,7 +24,17 @@ public final class Counters: Sendable {
     struct RepoUse: Sendable {
         var pulls: Int64 = 0
         var bytes: Int64 = 0
+        /// Unix seconds of the last manifest or chart pull (0: none seen).
+        var lastPull = 0
     }
+
+    struct UpstreamFailure: Sendable {
+        let time: Date
+        let outcome: String
+    }
+
+    /// The last failed request to each upstream, for the console.
+    let lastUpstreamFailure = Mutex<[String: UpstreamFailure]>([:])
 
     private let mismatches = Mutex<[Mismatch]>([])
     /// Everything a response adds, under one lock per shard: each serving
@@ -51,6 +61,9 @@ public final class Counters: Sendable {
 
     func recordUpstream(_ upstream: String, _ outcome: String) {
         upstreamRequests.add([upstream, outcome])
+        if outcome != "ok" && outcome != "not_found" {
+            lastUpstreamFailure.withLock { $0[upstream] = UpstreamFailure(time: Date(), outcome: outcome) }
+        }
     }
 
     /// One finished response (from the access-log hook).
@@ -58,21 +71,26 @@ public final class Counters: Sendable {
         let route = r.label.route
         let repo = r.cache == .error ? nil : r.label.repository
         let content = r.cache.flatMap { c in route.isContent && c != .error ? c : nil }
-        let minute = content == nil ? 0 : time(nil) / 60
+        let now = content == nil ? 0 : time(nil)
         shards[r.loop & (shards.count - 1)].totals.withLock { t in
             t.requests.add(RouteStatus(route: route, status: r.status))
             guard let result = content else { return }
             t.byResult[result.index].add(bytes: r.bytes)
             if r.headMicros > 0 { t.ttfb[result.isCached ? 0 : 1].observe(Double(r.headMicros) / 1e6) }
-            t.countMinute(minute, hit: result.isCached || result == .stale)
-            if let repo { t.use(repo, pull: route == .registryManifest || route == .chartArchive, bytes: r.bytes) }
+            t.countMinute(now / 60, hit: result.isCached || result == .stale, bytes: r.bytes)
+            if let repo { t.use(repo, pull: route == .registryManifest || route == .chartArchive, bytes: r.bytes, at: now) }
         }
     }
 
     /// (hits, requests) over the last 60 minutes.
     var lastHour: (hits: Int64, total: Int64) {
+        minutes.reduce((Int64(0), Int64(0))) { ($0.0 + $1.hits, $0.1 + $1.total) }
+    }
+
+    /// The last 60 minutes, oldest first (minutes without content requests are absent).
+    var minutes: [MinuteTotals] {
         let now = Int(Date().timeIntervalSince1970 / 60)
-        return responses.minutes.filter { $0.minute > now - 60 }.reduce((Int64(0), Int64(0))) { ($0.0 + $1.hits, $0.1 + $1.total) }
+        return responses.minutes.filter { $0.minute > now - 60 }
     }
 
     /// Pulls and bytes by repository (at most 10,000 repositories).

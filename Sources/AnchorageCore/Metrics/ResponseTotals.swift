@@ -29,6 +29,19 @@ struct RouteStatusCounts {
     }
 }
 
+struct MinuteTotals {
+    let minute: Int
+    var hits: Int64 = 0
+    var total: Int64 = 0
+    var bytes: Int64 = 0
+
+    mutating func add(hit: Bool, bytes n: Int64) {
+        hits += hit ? 1 : 0
+        total += 1
+        bytes += n
+    }
+}
+
 struct ResultTotals {
     var requests: Int64 = 0
     var bytes: Int64 = 0
@@ -42,8 +55,8 @@ struct ResponseTotals {
     var byResult = [ResultTotals](repeating: ResultTotals(), count: CacheResult.allCases.count)
     /// Time to first byte of content responses: [0] cached, [1] not.
     var ttfb = [Histogram](repeating: Histogram(buckets: Histogram.ttfbBuckets), count: 2)
-    /// Per-minute (hits, content requests) for the last hour's hit ratio.
-    var minutes: [(minute: Int, hits: Int64, total: Int64)] = []
+    /// Per-minute hits, content requests and content bytes for the last hour.
+    var minutes: [MinuteTotals] = []
     /// Pulls and bytes by repository, with the repository counted last
     /// kept aside until another comes (a pull's requests name one
     /// repository in a row, so its name is not hashed per response).
@@ -55,14 +68,12 @@ struct ResponseTotals {
     private var settled: [String: Counters.RepoUse] = [:]
     private var recent: (repo: String, use: Counters.RepoUse)?
 
-    mutating func countMinute(_ minute: Int, hit: Bool) {
-        if let last = minutes.last, last.minute == minute {
-            minutes[minutes.count - 1].hits += hit ? 1 : 0
-            minutes[minutes.count - 1].total += 1
-        } else {
+    mutating func countMinute(_ minute: Int, hit: Bool, bytes: Int64) {
+        if minutes.last?.minute != minute {
             minutes.removeAll { $0.minute <= minute - 60 }   // only when a minute begins
-            minutes.append((minute, hit ? 1 : 0, 1))
+            minutes.append(MinuteTotals(minute: minute))
         }
+        minutes[minutes.count - 1].add(hit: hit, bytes: bytes)
     }
 
     /// Adds another shard's totals.
@@ -77,6 +88,7 @@ struct ResponseTotals {
             if let i = minutes.firstIndex(where: { $0.minute == m.minute }) {
                 minutes[i].hits += m.hits
                 minutes[i].total += m.total
+                minutes[i].bytes += m.bytes
             } else {
                 minutes.append(m)
             }
@@ -86,12 +98,15 @@ struct ResponseTotals {
         for (repo, use) in o.repositories { Self.add(use, to: repo, in: &settled) }
     }
 
-    mutating func use(_ repo: String, pull: Bool, bytes: Int64) {
+    mutating func use(_ repo: String, pull: Bool, bytes: Int64, at second: Int) {
         if recent?.repo != repo {
             settle()
             recent = (repo, Counters.RepoUse())
         }
-        if pull { recent?.use.pulls += 1 }
+        if pull {
+            recent?.use.pulls += 1
+            recent?.use.lastPull = second
+        }
         recent?.use.bytes += bytes
     }
 
@@ -106,6 +121,7 @@ struct ResponseTotals {
         guard table[repo] != nil || table.count < 10_000 else { return }
         table[repo, default: Counters.RepoUse()].pulls += use.pulls
         table[repo, default: Counters.RepoUse()].bytes += use.bytes
+        table[repo, default: Counters.RepoUse()].lastPull = max(table[repo]?.lastPull ?? 0, use.lastPull)
     }
 }
 

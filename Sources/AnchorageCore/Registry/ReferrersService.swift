@@ -20,6 +20,11 @@ final class ReferrersService: Sendable {
 
     init(defaultTTLMillis: Int64) { defaultTTL = defaultTTLMillis }
 
+    /// The list last fetched for a manifest, if any (never asks upstream).
+    func remembered(upstream: String, _ name: RepositoryName, _ d: Digest) -> [UInt8]? {
+        cache.withLock { $0["\(upstream)/\(name.value)@\(d)"]?.body }
+    }
+
     /// Blocking: run on a worker.
     func get(_ upstream: RegistryUpstream, _ name: RepositoryName, _ d: Digest, artifactType: String?) -> HTTPResponse {
         let key = "\(upstream.name)/\(name.value)@\(d)"

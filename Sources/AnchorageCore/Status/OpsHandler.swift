@@ -3,21 +3,28 @@ import Glibc
 import Synchronization
 
 /// Operator endpoints: `/healthz` (alive), `/readyz` (cache writable, config
-/// loaded), `/metrics` (Prometheus text), `/` (status page), `/api/…` (JSON).
+/// loaded), `/metrics` (Prometheus text); `/api/status` is built here too.
 final class OpsHandler: Sendable {
     let mirror: Mirror
+    let sync: SyncRunner
     /// Open connections, from the server (set once it exists).
     let connections = Mutex<(@Sendable () -> Int)?>(nil)
 
-    init(mirror: Mirror) { self.mirror = mirror }
+    init(mirror: Mirror, sync: SyncRunner) {
+        self.mirror = mirror
+        self.sync = sync
+    }
 
     private var openConnections: Int { connections.withLock { $0 }?() ?? 0 }
+
+    /// What `/api/status` shows.
+    func status() -> [String: Any] { StatusReport.build(mirror, openConnections: openConnections, sync: sync) }
 
     /// Answers the paths it owns; false for anything else.
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) -> Bool {
         let path = request.path
-        guard path == "/" || path == "/healthz" || path == "/readyz" || path == "/metrics" || path.hasPrefix("/api/") else { return false }
-        let responder = responder.labeled(RouteLabel(path == "/metrics" ? .metrics : path.hasSuffix("z") ? .health : .status))
+        guard path == "/healthz" || path == "/readyz" || path == "/metrics" else { return false }
+        let responder = responder.labeled(RouteLabel(path == "/metrics" ? .metrics : .health))
         guard request.method.isRead else {
             var r = HTTPResponse.text(.methodNotAllowed, "method not allowed")
             r.headers.add("Allow", "GET, HEAD")
@@ -34,14 +41,8 @@ final class OpsHandler: Sendable {
             var h = HTTPHeaders()
             h.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             responder.respond(HTTPResponse(status: .ok, headers: h, body: .text(metrics())))
-        case "/":
-            var h = HTTPHeaders()
-            h.add("Content-Type", "text/html; charset=utf-8")
-            h.add("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'")
-            responder.respond(HTTPResponse(status: .ok, headers: h, body: .text(StatusPage.html)))
         default:
-            // Directory walks and manifest reads: off the loop.
-            mirror.pool.submit { [self] in responder.respond(api(request)) }
+            responder.respond(.text(.notFound, "not found"))
         }
         return true
     }
@@ -54,28 +55,6 @@ final class OpsHandler: Sendable {
         close(fd)
         unlink(probe)
         return ok ? (true, "") : (false, "cannot write to the cache directory")
-    }
-
-    private func api(_ request: HTTPRequest) -> HTTPResponse {
-        func json(_ obj: Any, _ status: HTTPStatus = .ok) -> HTTPResponse { .json(status, StatusReport.json(obj)) }
-        switch request.path {
-        case "/api/status":
-            return json(StatusReport.build(mirror, openConnections: openConnections, lastSync: mirror.syncStatus.withLock { $0 }))
-        case "/api/repositories":
-            return json(CacheBrowser.repositories(mirror.layout).map { ["upstream": $0.upstream, "name": $0.name, "tags": $0.tags.count] })
-        case "/api/tags":
-            guard let up = request.queryValue("upstream"), mirror.upstreams[up] != nil,
-                  let name = request.queryValue("name").flatMap(RepositoryName.init) else { return json(["error": "upstream and name required"], .badRequest) }
-            return json(CacheBrowser.tags(mirror, upstream: up, name: name))
-        case "/api/manifest":
-            guard let d = request.queryValue("digest").flatMap(Digest.init) else { return json(["error": "digest required"], .badRequest) }
-            guard let m = CacheBrowser.manifest(mirror, digest: d) else { return json(["error": "manifest not cached"], .notFound) }
-            return json(m)
-        case "/api/charts":
-            return json(CacheBrowser.charts(mirror))
-        default:
-            return json(["error": "unknown endpoint"], .notFound)
-        }
     }
 
     func metrics() -> String {
@@ -106,7 +85,7 @@ final class OpsHandler: Sendable {
         let rl = c.rateLimitRemaining.withLock { $0 }
         PrometheusText.gauge(&out, "anchorage_upstream_rate_limit_remaining", "Pulls left in the upstream's window (RateLimit-Remaining).",
                              rl.sorted { $0.key < $1.key }.map { (["upstream": $0.key], Double($0.value)) })
-        if let last = mirror.syncStatus.withLock({ $0 }) {
+        if let last = sync.last {
             PrometheusText.gauge(&out, "anchorage_sync_last_run_timestamp_seconds", "When the last scheduled sync finished.", [([:], last.finished.timeIntervalSince1970.rounded())])
             PrometheusText.gauge(&out, "anchorage_sync_last_run_success", "1 if the last scheduled sync succeeded.", [([:], last.ok ? 1 : 0)])
         }

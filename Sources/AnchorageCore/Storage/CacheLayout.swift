@@ -48,8 +48,10 @@ public struct CacheLayout: Sendable {
 
     /// `upstream` is a validated registry name (host characters only).
     func tag(upstream: String, name: RepositoryName, tag: Tag) -> String {
-        "\(tagsDir)/\(upstream)/\(name.value)/_tags/\(tag.value)"
+        "\(tagsDir(upstream: upstream, name: name))/\(tag.value)"
     }
+
+    func tagsDir(upstream: String, name: RepositoryName) -> String { "\(tagsDir)/\(upstream)/\(name.value)/_tags" }
 
     /// The last good upstream index of a chart repository (kept across restarts).
     func chartIndex(repository: String) -> String { "\(root)/charts/\(repository)/index.upstream" }

@@ -94,13 +94,14 @@ final class HostedStore: Sendable {
     /// subject's referrer entry). Run inside `mutate`, after the reference
     /// check, so no collection removes what it names in between.
     func storeManifest(_ ns: String, _ name: RepositoryName, _ bytes: [UInt8], digest: Digest, mediaType: String,
-                       tag: Tag?, subject: Digest?) -> Bool {
+                       tag: Tag?, subject: Digest?, pushedBy: String?) -> Bool {
         guard content.put(bytes, digest: digest) else { return false }
         content.setMediaType(mediaType, for: digest)
         // A revision stored again is linked again: a collection running now
         // sees it as new (by its time) and keeps what it names.
         unlinkFile(layout.revision(ns, name, digest), ns, digest)
         guard link(layout.revision(ns, name, digest), ns, digest) else { return false }
+        if let pushedBy { HostedStore.note(pushedBy, in: layout.revision(ns, name, digest)) }
         if let subject {
             _ = createEmptyFile(layout.referrer(ns, name, subject: subject, digest))
         }
@@ -126,6 +127,12 @@ final class HostedStore: Sendable {
 
     func revisionTime(_ ns: String, _ name: RepositoryName, _ d: Digest) -> Int64 {
         fileMillis(layout.revision(ns, name, d)) ?? 0
+    }
+
+    /// Who pushed a manifest (the signed-in user, or "sync"), if recorded.
+    func revisionPusher(_ ns: String, _ name: RepositoryName, _ d: Digest) -> String? {
+        guard let data = FileManager.default.contents(atPath: layout.revision(ns, name, d)), !data.isEmpty, data.count <= 256 else { return nil }
+        return String(data: data, encoding: .utf8)
     }
 
     func revisions(_ ns: String, _ name: RepositoryName) -> [Digest] {
@@ -233,6 +240,15 @@ final class HostedStore: Sendable {
     func namespaces() -> [String] { listDirectory(layout.repositoriesDir) }
 
     // MARK: files
+
+    /// Writes a short note into a link file (its existence and time are
+    /// what count; the note is for people).
+    private static func note(_ text: String, in path: String) {
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = Array(text.utf8.prefix(256)).withUnsafeBytes { writeAll(fd, $0) }
+        close(fd)
+    }
 
     private func link(_ path: String, _ ns: String, _ d: Digest) -> Bool {
         let created = createEmptyFile(path)

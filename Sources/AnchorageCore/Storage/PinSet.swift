@@ -1,8 +1,9 @@
 import Foundation
 import Glibc
 
-/// Digests that eviction must never remove: what `[sync]` rules fetched.
-/// One file per rule under `<root>/pins/` (digests, one per line, written
+/// Digests that eviction must never remove: what `[sync]` rules fetched and
+/// images pinned from the console. One file per rule or pinned image under
+/// `<root>/pins/` (digests, one per line, written
 /// atomically), so a sync can replace one rule's set, drop the sets of rules
 /// that left the config, and the daemon sees changes by the directory's mtime.
 enum PinSet {
@@ -17,10 +18,22 @@ enum PinSet {
         _ = writeFileAtomically("\(directory(layout))/\(key)", Array(text.utf8))
     }
 
-    /// Removes the sets of rules not in `keep`.
+    /// Pins made by hand (the console) are named apart from rules' and
+    /// outlive every sync.
+    static let handPrefix = "console-"
+
+    /// The key of a hand-made pin of one image.
+    static func key(forImage image: String) -> String { handPrefix + key(forRule: image) }
+
+    static func remove(_ layout: CacheLayout, key: String) -> Bool { unlink("\(directory(layout))/\(key)") == 0 }
+
+    static func exists(_ layout: CacheLayout, key: String) -> Bool { access("\(directory(layout))/\(key)", F_OK) == 0 }
+
+    /// Removes the sets of rules not in `keep` (hand-made pins stay).
     static func prune(_ layout: CacheLayout, keep: Set<String>) -> Int {
         var removed = 0
-        for f in (try? FileManager.default.contentsOfDirectory(atPath: directory(layout))) ?? [] where !keep.contains(f) && !f.contains(".tmp-") {
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: directory(layout))) ?? []
+        where !keep.contains(f) && !f.contains(".tmp-") && !f.hasPrefix(handPrefix) {
             if unlink("\(directory(layout))/\(f)") == 0 { removed += 1 }
         }
         return removed

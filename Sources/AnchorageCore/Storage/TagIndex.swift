@@ -80,6 +80,13 @@ final class TagIndex: Sendable {
         }
     }
 
+    /// Removes a tag's record (an evicted image): the next pull asks the upstream.
+    func forget(upstream: String, name: RepositoryName, tag: Tag) -> Bool {
+        let path = layout.tag(upstream: upstream, name: name, tag: tag)
+        let known = memo.withLock { $0.removeValue(forKey: path) } != nil
+        return unlink(path) == 0 || known
+    }
+
     private static func encode(_ r: TagRecord) -> [UInt8] {
         Array("\(r.digest)\n\(r.mediaType)\n\(r.checkedAt)\n".utf8)
     }

@@ -25,7 +25,7 @@ struct HostedPublisher {
             let type = cache.mediaType(d) ?? ManifestService.mediaType(nil, bytes)
             let subject = (try? ManifestDocument.parse(bytes, contentType: type).get())?.subject
             let stored = hosted.mutate {
-                hosted.storeManifest(ns, name, bytes, digest: d, mediaType: type, tag: d == top ? tag : nil, subject: subject)
+                hosted.storeManifest(ns, name, bytes, digest: d, mediaType: type, tag: d == top ? tag : nil, subject: subject, pushedBy: "sync")
             }
             guard stored else { return "cannot store manifest \(d) in \(ns)/\(name.value)" }
         }

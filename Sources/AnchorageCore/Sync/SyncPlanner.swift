@@ -41,7 +41,7 @@ struct SyncPlanner {
             guard let repo = mirror.charts.repositories[repoName] else { return .failure(RuleError("no [charts \"\(repoName)\"]")) }
             let (snap, err) = repo.currentIndex()
             guard let snap else { return .failure(RuleError("index.yaml: \(err ?? "unavailable")")) }
-            var versions = (snap.versions[chart] ?? []).filter { range?.contains($0) ?? true }
+            var versions = (snap.versions[chart] ?? []).map(\.version).filter { range?.contains($0) ?? true }
             versions.sort { SemanticVersion.precedes($1, $0) }
             if let k = config.sync.keepLatest { versions = Array(versions.prefix(k)) }
             if versions.isEmpty { return .failure(RuleError("no version of \(chart) matches")) }

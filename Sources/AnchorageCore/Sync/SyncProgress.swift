@@ -6,12 +6,13 @@ import Synchronization
 /// done/total, bytes, rate, ETA, last item); otherwise (cron, CI, the daemon)
 /// one log line per item. Both go to stderr; `--json` output owns stdout.
 final class SyncProgress: Sendable {
-    private struct S {
-        var total = 0, done = 0
+    struct Snapshot: Sendable {
+        var total = 0, done = 0, failed = 0
         var bytesTotal: Int64 = 0, bytesDone: Int64 = 0
         var started = Date()
         var current = ""
     }
+    private typealias S = Snapshot
 
     private let s = Mutex(S())
     let live: Bool
@@ -33,6 +34,7 @@ final class SyncProgress: Sendable {
     func item(_ label: String, ok: Bool, bytes: Int64, error: String?, dryRun: Bool) {
         s.withLock {
             $0.done += 1
+            $0.failed += ok ? 0 : 1
             $0.current = label
         }
         if dryRun {
@@ -45,6 +47,9 @@ final class SyncProgress: Sendable {
             if ok { Log.info("sync item", fields) } else { Log.warn("sync item", fields) }
         }
     }
+
+    /// Where the run is now (for the console's live view).
+    var snapshot: Snapshot { s.withLock { $0 } }
 
     private func draw() {
         guard live else { return }
@@ -84,42 +89,5 @@ extension SyncEngine.Report {
 
     public var summaryLine: String {
         "\(items.count) items, \(failures) failed, \(ByteSize(bytesFetched)) fetched in \(String(format: "%.1f", seconds))s"
-    }
-}
-
-/// Runs the configured sync on its schedule inside the daemon: the same
-/// engine, never two runs at once (the engine's lock file also keeps a
-/// cron-started `anchorage sync` out), a summary line per run, and the last
-/// run's time and result for status endpoints.
-final class SyncScheduler: Sendable {
-    struct LastRun: Sendable {
-        let finished: Date
-        let ok: Bool
-        let summary: String
-    }
-
-    let mirror: Mirror
-    let schedule: Schedule
-
-    init(mirror: Mirror, schedule: Schedule) {
-        self.mirror = mirror
-        self.schedule = schedule
-    }
-
-    func start() {
-        detachThread(name: "anchorage-sync") { [self] in
-            var next = schedule.next(after: Date())
-            Log.info("sync scheduled", ["schedule": schedule.description, "next": next.map { ISO8601DateFormatter().string(from: $0) } ?? "never"])
-            while let at = next {
-                let wait = at.timeIntervalSinceNow
-                if wait > 0 { usleep(useconds_t(min(wait, 3600) * 1_000_000)) }
-                if Date() < at { continue }
-                let report = SyncEngine(mirror: mirror, options: SyncEngine.Options(), progress: SyncProgress(live: false)).run()
-                mirror.syncStatus.withLock { $0 = LastRun(finished: Date(), ok: report.ok, summary: report.fatal ?? report.summaryLine) }
-                mirror.counters.syncRuns.add([report.ok ? "ok" : "failed"])
-                Log.info("sync run", ["ok": "\(report.ok)", "summary": report.fatal ?? report.summaryLine])
-                next = schedule.next(after: Date())
-            }
-        }
     }
 }

@@ -92,6 +92,18 @@ final class CircuitBreaker: Sendable {
         }
     }
 
+    /// "closed", "open" or "half-open" (one probe request allowed through).
+    var stateName: String {
+        let now = monotonicMillis()
+        return s.withLock {
+            switch $0.state {
+            case .closed: "closed"
+            case .open(let until): now >= until ? "half-open" : "open"
+            case .halfOpen: "half-open"
+            }
+        }
+    }
+
     var isOpen: Bool {
         s.withLock { if case .closed = $0.state { return false } else { return true } }
     }

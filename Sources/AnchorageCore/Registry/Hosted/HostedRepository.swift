@@ -66,7 +66,12 @@ final class HostedRepository: Repository {
         case (.manifest(let name, let ref), .put):
             putManifest(name, ref, request, responder)
         case (.manifest(let name, let ref), .delete):
-            pool.submit(key: poolKey) { [self] in responder.respond(deleteManifest(name, ref)) }
+            pool.submit(key: poolKey) { [self] in
+                switch deleteManifest(name, ref) {
+                case .success: responder.respond(HostedRepository.accepted())
+                case .failure(let e): responder.respond(e.response)
+                }
+            }
         case (.referrers(let name, let d), .get), (.referrers(let name, let d), .head):
             let artifactType = request.queryValue("artifactType")
             pool.submit(key: poolKey) { [self] in responder.respond(referrers(name, d, artifactType: artifactType)) }
@@ -354,12 +359,12 @@ final class HostedRepository: Repository {
             }
             let bytes = body.bytes
             pool.submit(key: poolKey) { [self] in
-                responder.respond(storeManifest(name, ref, bytes, contentType: contentType))
+                responder.respond(storeManifest(name, ref, bytes, contentType: contentType, user: request.user))
             }
         })
     }
 
-    private func storeManifest(_ name: RepositoryName, _ ref: Reference, _ bytes: [UInt8], contentType: String?) -> HTTPResponse {
+    private func storeManifest(_ name: RepositoryName, _ ref: Reference, _ bytes: [UInt8], contentType: String?, user: String?) -> HTTPResponse {
         let doc: ManifestDocument
         switch ManifestDocument.parse(bytes, contentType: contentType) {
         case .failure(let e): return e.response
@@ -388,7 +393,7 @@ final class HostedRepository: Repository {
             for c in doc.children where !store.hasRevision(ns, name, c) {
                 return RegistryError(.manifestBlobUnknown, .badRequest, "index references a manifest unknown to the repository", detail: c.description).response
             }
-            guard store.storeManifest(ns, name, bytes, digest: digest, mediaType: doc.mediaType, tag: tag, subject: doc.subject) else {
+            guard store.storeManifest(ns, name, bytes, digest: digest, mediaType: doc.mediaType, tag: tag, subject: doc.subject, pushedBy: user ?? "anonymous") else {
                 return RegistryError(.unknown, .insufficientStorage, "the manifest could not be stored (see the log)").response
             }
             var h = HostedRepository.apiHeaders()
@@ -399,20 +404,22 @@ final class HostedRepository: Repository {
         }
     }
 
-    private func deleteManifest(_ name: RepositoryName, _ ref: Reference) -> HTTPResponse {
-        let unknown = RegistryError(.manifestUnknown, .notFound, "manifest unknown", detail: ref.description).response
+    /// Deletes a tag, or a manifest with every tag naming it; immutable
+    /// tags refuse. (The registry API and the console both come here.)
+    func deleteManifest(_ name: RepositoryName, _ ref: Reference) -> Result<Void, RegistryError> {
+        let unknown = RegistryError(.manifestUnknown, .notFound, "manifest unknown", detail: ref.description)
         switch ref {
         case .tag(let t):
             if let d = store.resolve(ns, name, t), config.isImmutable(t) {
-                return RegistryError(.denied, .forbidden, "tag is immutable: \(t) names \(d)", detail: t.value).response
+                return .failure(RegistryError(.denied, .forbidden, "tag is immutable: \(t) names \(d)", detail: t.value))
             }
-            return store.deleteTag(ns, name, t) ? HostedRepository.accepted() : unknown
+            return store.deleteTag(ns, name, t) ? .success(()) : .failure(unknown)
         case .digest(let d):
             for t in store.tags(ns, name) where config.isImmutable(t) && store.resolve(ns, name, t) == d {
-                return RegistryError(.denied, .forbidden, "tag is immutable: \(t) names this manifest", detail: t.value).response
+                return .failure(RegistryError(.denied, .forbidden, "tag is immutable: \(t) names this manifest", detail: t.value))
             }
             let subject = store.document(d)?.subject
-            return store.deleteManifest(ns, name, d, subject: subject) ? HostedRepository.accepted() : unknown
+            return store.deleteManifest(ns, name, d, subject: subject) ? .success(()) : .failure(unknown)
         }
     }
 
