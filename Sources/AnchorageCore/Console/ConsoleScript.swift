@@ -324,7 +324,7 @@ views.sync = async (p, main) => {
   const s = await draw();
   const poll = () => { if (!timer) timer = setInterval(async () => { const st = await draw().catch(() => null); if (st && !st.running) { clearInterval(timer); timer = null; } }, 1000); };
   main.replaceChildren(el("h1", {}, "Sync"), el("p", {}, s.rules + " rules; schedule: " + (s.schedule || "none") + " "),
-    el("p", {}, el("button", {id: "sync-run", disabled: !s.rules, onclick: () => act("sync", async () => { const x = await api("POST", "sync"); return x; }).then(poll)}, "Run sync now")),
+    el("p", {}, el("button", {id: "sync-run", disabled: !s.rules, onclick: () => act("sync", () => api("POST", "sync"))}, "Run sync now")),
     progress, el("h2", {}, "History"), history,
     el("h1", {}, "Garbage collection (hosted)"),
     el("p", {}, el("button", {id: "gc-preview", onclick: () => gcRun(true, gc)}, "Preview (dry run)"), " ",
