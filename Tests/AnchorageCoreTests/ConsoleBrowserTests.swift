@@ -90,7 +90,9 @@ final class ConsoleBrowserTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.hasPrefix("up.test/team/other:v1\t") && !$0.hasSuffix("\tpinned") }, "the forged request pinned nothing")
         XCTAssertEqual(lines.filter { $0.hasPrefix("up.test/team/synced:") }.count, 3, "the sync run from the console fetched every tag")
         let sync = try curl(["-s", "-u", "alice:pw-a", "\(m.base)/api/sync"]).stdout
-        XCTAssertTrue(sync.contains("\"trigger\" : \"console (alice)\"") && sync.contains("\"ok\" : true"), sync)
+        let run = (((try? JSONSerialization.jsonObject(with: Data(sync.utf8))) as? [String: Any])?["history"] as? [[String: Any]])?.first
+        XCTAssertEqual(run?["trigger"] as? String, "console (alice)", sync)
+        XCTAssertEqual(run?["ok"] as? Bool, true, sync)
         // The same CSRF rule without a browser: a cookie alone does not act.
         let login = try curl(["-s", "-i", "-H", "Content-Type: application/json", "-d", #"{"user":"alice","password":"pw-a"}"#, "\(m.base)/api/session"]).stdout
         let cookie = try XCTUnwrap(login.components(separatedBy: "anchorage_session=").dropFirst().first?.prefix { $0 != ";" })

@@ -139,6 +139,7 @@ try:
     go("/image?kind=hosted&source=team&name=app&ref=v1")
     wait(lambda: text("#digest"), "the image view")
     check(text("#digest") == v1, "the digest shown is the pushed one")
+    shot("image")
     check(len(css("tr.layer-row")) == 3, "three layers are listed")
     labels = [c.text for c in css("#labels td.label-value")]
     check("<script>window.pwned=1</script>" in labels, f"a <script> label is shown as text: {labels}")
@@ -154,7 +155,6 @@ try:
     wait(lambda: css("div.cmd[data-client='docker'] button.copy")[0].text == "copied", "the copy button")
     pasted = driver.execute_async_script("const done = arguments[arguments.length - 1]; navigator.clipboard.readText().then(done, e => done('error: ' + e));")
     check(pasted == f"docker pull {host}/team/app:v1", f"the copied pull command is on the clipboard: {pasted!r}")
-    shot("image")
 
     # A multi-arch index: each platform, and one platform's own manifest.
     go("/image?kind=hosted&source=team&name=multi&ref=v2")
@@ -208,6 +208,7 @@ try:
     runs = [r.text for r in css("tr.sync-run")]
     print("progress seen:", sorted(seen), "history:", runs)
     check(bool(runs) and "console (alice)" in runs[0] and " ok " in f" {runs[0]} ", f"the run is in the history, ok: {runs}")
+    check(text("#sync-last") == " Last run: 3 of 3 items done, 0 failed, 391.1 KiB fetched." or (text("#sync-last") or "").startswith("Last run: 3 of 3 items done, 0 failed"), "the progress reached the end: " + str(text("#sync-last")))
     sync = api("sync")["history"][0]
     check(sync["failures"] == 0 and sync["items"] > 0, f"the run fetched every item: {sync}")
     shot("sync")

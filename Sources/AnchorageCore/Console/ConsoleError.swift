@@ -49,6 +49,6 @@ enum ConsoleJSON {
         var h = extra
         h.add("Cache-Control", "no-store")
         h.add("X-Content-Type-Options", "nosniff")
-        return .json(status, StatusReport.json(obj), headers: h)
+        return .json(status, JSONText.encode(obj) + "\n", headers: h)
     }
 }

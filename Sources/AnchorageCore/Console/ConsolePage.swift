@@ -40,7 +40,7 @@ table{border-collapse:collapse;background:#fff;margin:.3em 0} td,th{padding:3px 
 th{color:#55606b;font-weight:600;white-space:nowrap} th.sortable{cursor:pointer} th.sorted-asc::after{content:" ▲"} th.sorted-desc::after{content:" ▼"}
 td.num,th.num{text-align:right} code,pre{font:12px/1.4 ui-monospace,monospace} pre{background:#fff;border:1px solid #d8dde3;padding:.6em;overflow:auto;max-height:32em;white-space:pre-wrap;word-break:break-word}
 a{color:#1b6ac9;cursor:pointer} .bad{color:#b00020} .ok{color:#13793b} .warn{color:#9a6700} .muted{color:#6b7580}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:0 2em}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(360px,1fr));gap:0 2em} .grid>section{min-width:0;overflow-x:auto}
 .gauge{background:#e3e7eb;height:18px;border-radius:3px;overflow:hidden;max-width:560px} .gauge>div{background:#2b7bb9;height:100%;width:0}
 .badge{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;background:#e3e7eb} .badge.hosted{background:#dff3e4} .badge.cached{background:#e3eefc} .badge.pinned{background:#fff1c2}
 button{font:inherit;padding:2px 10px;border:1px solid #9aa6b2;border-radius:4px;background:#fff;cursor:pointer} button.danger{border-color:#b00020;color:#b00020} button:disabled{opacity:.5;cursor:default}

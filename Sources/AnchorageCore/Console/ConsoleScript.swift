@@ -144,7 +144,11 @@ function activityChart(minutes) {
   for (const m of minutes) {
     const bh = (m.bytes / maxBytes) * (H - 10);
     add("rect", {x: x(m.minute), y: H - bh, width: W / 60 - 1, height: bh, fill: "#b9d3ee"});
-    if (m.requests > 0) line += (line ? " L" : "M") + (x(m.minute) + W / 120).toFixed(1) + " " + (H - (m.hits / m.requests) * (H - 10)).toFixed(1);
+    if (m.requests > 0) {
+      const cx = x(m.minute) + W / 120, cy = H - (m.hits / m.requests) * (H - 10);
+      line += (line ? " L" : "M") + cx.toFixed(1) + " " + cy.toFixed(1);
+      add("circle", {cx: cx.toFixed(1), cy: cy.toFixed(1), r: 2.5, fill: "#13793b"});
+    }
   }
   if (line) add("path", {d: line, fill: "none", stroke: "#13793b", "stroke-width": 2});
   add("text", {x: 2, y: H + 14}, "−60 min");
@@ -314,7 +318,8 @@ views.sync = async (p, main) => {
         ", " + size(r.bytes_done) + " of " + size(r.bytes_total) + ", ", el("span", {id: "sync-failures", class: r.failures ? "bad" : ""}, r.failures + " failed"), " — " + r.current),
         el("div", {class: "progress"}, bar));
     } else {
-      progress.replaceChildren(el("p", {id: "sync-idle"}, "Not running."));
+      const last = s.history[0];
+      progress.replaceChildren(el("p", {id: "sync-idle"}, "Not running.", last ? el("span", {id: "sync-last"}, " Last run: " + last.items + " of " + last.items + " items done, " + last.failures + " failed, " + size(last.bytes) + " fetched.") : ""));
     }
     history.replaceChildren(s.history.length ? table(["finished", "trigger", "result", "items", "failed", "fetched", "took"], s.history.map(h => el("tr", {class: "sync-run"},
       el("td", {}, when(h.finished)), el("td", {}, h.trigger), el("td", {class: h.ok ? "ok" : "bad"}, h.ok ? "ok" : "failed"), el("td", {class: "num"}, h.items),
@@ -322,9 +327,20 @@ views.sync = async (p, main) => {
     return s;
   };
   const s = await draw();
-  const poll = () => { if (!timer) timer = setInterval(async () => { const st = await draw().catch(() => null); if (st && !st.running) { clearInterval(timer); timer = null; } }, 1000); };
+  // Redraws every second until no run is in progress.
+  const poll = () => {
+    if (timer) clearInterval(timer);
+    const tick = async () => { const st = await draw().catch(() => null); if (st && !st.running && timer) { clearInterval(timer); timer = null; } };
+    timer = setInterval(tick, 1000);
+    tick();
+  };
+  const run = async () => {
+    if (!session.user) { showSignIn(run); return; }
+    try { await api("POST", "sync"); notice("sync started", false); } catch (e) { notice("sync: " + e.message, true); return; }
+    poll();
+  };
   main.replaceChildren(el("h1", {}, "Sync"), el("p", {}, s.rules + " rules; schedule: " + (s.schedule || "none") + " "),
-    el("p", {}, el("button", {id: "sync-run", disabled: !s.rules, onclick: () => act("sync", () => api("POST", "sync"))}, "Run sync now")),
+    el("p", {}, el("button", {id: "sync-run", disabled: !s.rules, onclick: run}, "Run sync now")),
     progress, el("h2", {}, "History"), history,
     el("h1", {}, "Garbage collection (hosted)"),
     el("p", {}, el("button", {id: "gc-preview", onclick: () => gcRun(true, gc)}, "Preview (dry run)"), " ",

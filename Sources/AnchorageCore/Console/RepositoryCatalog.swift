@@ -35,8 +35,13 @@ final class RepositoryCatalog: Sendable {
     typealias Footprint = [Digest: Int64]
 
     let mirror: Mirror
-    /// Manifests never change under their digest, so their footprints are kept.
-    private let footprints = Mutex<[Digest: Footprint]>([:])
+    /// Manifests never change under their digest, so their footprints are
+    /// kept (per store: what one store holds says nothing of the other).
+    private struct Known: Hashable {
+        let digest: Digest
+        let hosted: Bool
+    }
+    private let footprints = Mutex<[Known: Footprint]>([:])
     static let maxRemembered = 100_000
 
     init(mirror: Mirror) { self.mirror = mirror }
@@ -100,7 +105,7 @@ final class RepositoryCatalog: Sendable {
     }
 
     private func cachedEntries() -> [Entry] {
-        CacheBrowser.repositories(mirror.layout, limit: 50_000).compactMap { r in
+        CacheBrowser.repositories(mirror.layout).compactMap { r in
             RepositoryName(r.name).flatMap { cachedEntry(r.upstream, $0, tags: r.tags) }
         }
     }
@@ -118,7 +123,8 @@ final class RepositoryCatalog: Sendable {
 
     /// A manifest's blobs with sizes; an index's children count with theirs.
     func footprint(_ d: Digest, _ src: ContentSource, depth: Int = 0) -> Footprint {
-        if let known = footprints.withLock({ $0[d] }) { return known }
+        let key = Known(digest: d, hosted: src.store === mirror.hostedStore.content)
+        if let known = footprints.withLock({ $0[key] }) { return known }
         guard let size = src.store.stat(d), let m = src.manifest(d) else { return [:] }
         var out: Footprint = [d: size]
         for b in m.blobs { out[b.digest] = b.size }
@@ -127,7 +133,7 @@ final class RepositoryCatalog: Sendable {
         }
         footprints.withLock { f in
             if f.count >= RepositoryCatalog.maxRemembered { f.removeAll() }
-            f[d] = out
+            f[key] = out
         }
         return out
     }

@@ -61,20 +61,19 @@ enum StatusReport {
 /// Read-only views of what the cache holds, for browsing and `anchorage ls`.
 enum CacheBrowser {
     /// (upstream, repository, tags) for every cached tag record.
-    static func repositories(_ layout: CacheLayout, limit: Int = 10_000) -> [(upstream: String, name: String, tags: [String])] {
+    static func repositories(_ layout: CacheLayout, limit: Int = .max) -> [(upstream: String, name: String, tags: [String])] {
         var out: [(String, String, [String])] = []
-        let fm = FileManager.default
-        let root = layout.tagsDir
-        for upstream in ((try? fm.contentsOfDirectory(atPath: root)) ?? []).sorted() {
-            guard let walker = fm.enumerator(atPath: "\(root)/\(upstream)") else { continue }
-            while let rel = walker.nextObject() as? String, out.count < limit {
-                guard rel.hasSuffix("/_tags") || rel == "_tags" else { continue }
-                let name = rel.hasSuffix("/_tags") ? String(rel.dropLast(6)) : ""
-                let tags = ((try? fm.contentsOfDirectory(atPath: "\(root)/\(upstream)/\(rel)")) ?? []).filter { !$0.contains(".tmp-") }.sorted()
-                out.append((upstream, name, tags))
-                walker.skipDescendants()
+        // A repository is a directory holding `_tags`; names nest.
+        func walk(_ upstream: String, _ dir: String, _ name: String) {
+            for entry in listDirectory(dir) where out.count < limit {
+                if entry == "_tags" {
+                    out.append((upstream, name, listDirectory("\(dir)/_tags").filter { !$0.contains(".tmp-") }))
+                } else if !entry.hasPrefix("_") && !entry.contains(".tmp-") {
+                    walk(upstream, "\(dir)/\(entry)", name.isEmpty ? entry : "\(name)/\(entry)")
+                }
             }
         }
+        for upstream in listDirectory(layout.tagsDir) { walk(upstream, "\(layout.tagsDir)/\(upstream)", "") }
         return out
     }
 

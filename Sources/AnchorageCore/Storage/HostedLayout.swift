@@ -74,5 +74,14 @@ struct HostedLayout: Sendable {
 
 /// A directory's entry names, sorted; empty when it cannot be read.
 func listDirectory(_ path: String) -> [String] {
-    ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var out: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        if name != "." && name != ".." { out.append(name) }
+    }
+    return out.sorted()
 }
