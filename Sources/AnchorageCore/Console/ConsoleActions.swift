@@ -60,15 +60,7 @@ struct ConsoleActions {
     func pin(_ key: RepositoryKey, _ ref: Reference, on: Bool, user: String) -> Result<[String: Any], ConsoleError> {
         if let e = requireAdmin(user) { return .failure(e) }
         guard let entry = catalog.entry(key) else { return .failure(.notFound("no cached repository \(key.path)")) }
-        let digest: Digest
-        switch ref {
-        case .tag(let t):
-            guard let d = entry.tags.first(where: { $0.tag == t.value })?.digest else { return .failure(.notFound("no tag \(t) in \(key.path)")) }
-            digest = d
-        case .digest(let d):
-            guard entry.manifests.contains(d) else { return .failure(.notFound("\(d) is not cached in \(key.path)")) }
-            digest = d
-        }
+        guard let digest = entry.resolve(ref), entry.manifests.contains(digest) else { return .failure(.notFound("\(ref) is not cached in \(key.path)")) }
         let image = "\(key.path)@\(digest)"
         let pinKey = PinSet.key(forImage: image)
         if on {

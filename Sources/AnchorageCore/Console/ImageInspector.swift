@@ -12,14 +12,7 @@ struct ImageInspector {
 
     func inspect(_ key: RepositoryKey, _ ref: Reference, host: String) -> Result<[String: Any], ConsoleError> {
         guard let entry = catalog.entry(key) else { return .failure(.notFound("no repository \(key.path)")) }
-        let digest: Digest
-        switch ref {
-        case .tag(let t):
-            guard let d = entry.tags.first(where: { $0.tag == t.value })?.digest else { return .failure(.notFound("no tag \(t) in \(key.path)")) }
-            digest = d
-        case .digest(let d):
-            digest = d
-        }
+        guard let digest = entry.resolve(ref) else { return .failure(.notFound("no tag \(ref) in \(key.path)")) }
         let src = catalog.source(key.kind)
         guard let size = src.store.stat(digest), let m = src.manifest(digest) else {
             return .failure(.notFound("manifest \(digest) is not \(key.kind == .cached ? "cached" : "stored")"))

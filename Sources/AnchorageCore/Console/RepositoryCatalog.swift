@@ -29,6 +29,14 @@ final class RepositoryCatalog: Sendable {
         var lastPull = 0        // unix seconds
         var lastPush: Int64 = 0 // unix ms
         var pinned = false
+
+        /// The manifest a tag names here, or the digest itself.
+        func resolve(_ ref: Reference) -> Digest? {
+            switch ref {
+            case .tag(let t): tags.first { $0.tag == t.value }?.digest
+            case .digest(let d): d
+            }
+        }
     }
 
     /// The blobs a manifest needs, by digest with size (itself included).

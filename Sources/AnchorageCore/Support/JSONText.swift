@@ -40,24 +40,10 @@ enum JSONText {
     }
 
     private static func string(_ s: String, into out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
+        out += doubleQuoted(s) { u in
             // `<` too: a JSON body can never be read as markup.
-            case "<": out += "\\u003c"
-            default:
-                if u.value < 0x20 || u.value == 0x2028 || u.value == 0x2029 {
-                    out += String(format: "\\u%04x", u.value)
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
+            if u == "<" { return "\\u003c" }
+            return u.value < 0x20 || u.value == 0x2028 || u.value == 0x2029 ? String(format: "\\u%04x", u.value) : nil
         }
-        out += "\""
     }
 }

@@ -63,7 +63,7 @@ final class SyncRunner: Sendable {
             if s.history.count > SyncRunner.historyLength { s.history.removeFirst() }
         }
         mirror.counters.syncRuns.add([report.ok ? "ok" : "failed"])
-        Log.info("sync run", ["trigger": trigger, "ok": "\(report.ok)", "summary": summary])
+        Log.info("sync run", ["ok": "\(report.ok)", "summary": summary, "trigger": trigger])
     }
 
     static func json(_ r: Run) -> [String: Any] {
