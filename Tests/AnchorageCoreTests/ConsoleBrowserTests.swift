@@ -9,6 +9,8 @@ import XCTest
 /// changed is then checked from outside: skopeo, `anchorage ls`, the API.
 final class ConsoleBrowserTests: XCTestCase {
     func testConsoleInARealBrowser() throws {
+        let began = Date()
+        func phase(_ what: String) { print("console test: \(what) at \(String(format: "%.1f", Date().timeIntervalSince(began))) s") }
         let up = try UpstreamRegistry(self)
         try up.push(name: "team/webapp", tag: "v7", layers: 2, layerSize: 200_000, seed: "web")
         try up.push(name: "team/other", tag: "v1", layers: 1, layerSize: 50_000, seed: "other")
@@ -29,6 +31,7 @@ final class ConsoleBrowserTests: XCTestCase {
         let host = "127.0.0.1:\(m.port)"
         func skopeo(_ args: [String]) throws -> RunResult { try runCommand(["skopeo"] + args, timeout: 120) }
 
+        phase("upstream ready, daemon started")
         // Pushed: a plain image with a <script> label and a second tag, and a multi-arch index.
         let app = dir.file("app"), multi = dir.file("multi")
         let made = try runCommand(["python3", testbenchScript("make_oci_image.py"), app, "--tag", "v1", "--layers", "3", "--layer-size", "150000", "--seed", "app",
@@ -58,22 +61,27 @@ final class ConsoleBrowserTests: XCTestCase {
         XCTAssertEqual(pack.status, 0, pack.stderr)
         XCTAssertEqual(try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "alice:pw-a", "-F", "chart=@\(chart)", "\(m.base)/charts/apps/api/charts"]).stdout, "201")
 
+        phase("pushed, pulled, chart uploaded")
         // 10,000 more cached repositories, each a tag of the cached webapp image.
         let repo = try curl(["-s", "-u", "alice:pw-a", "\(m.base)/api/repository?kind=cached&source=up.test&name=team/webapp"]).stdout
         let webapp = try XCTUnwrap((((try? JSONSerialization.jsonObject(with: Data(repo.utf8))) as? [String: Any])?["tags"] as? [[String: Any]])?.first?["digest"] as? String, repo)
-        let record = Data("\(webapp)\napplication/vnd.oci.image.manifest.v1+json\n\(Int64(Date().timeIntervalSince1970 * 1000))\n".utf8)
-        for i in 0..<10_000 {
-            let tags = "\(dir.path)/cache/tags/up.test/bulk/repo\(String(format: "%05d", i))/_tags"
-            try FileManager.default.createDirectory(atPath: tags, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: "\(tags)/v1", contents: record)
-        }
-
+        let bulk = try runCommand(["python3", "-c", """
+        import os, time
+        record = "\(webapp)\\napplication/vnd.oci.image.manifest.v1+json\\n%d\\n" % (time.time() * 1000)
+        for i in range(10000):
+            tags = "\(dir.path)/cache/tags/up.test/bulk/repo%05d/_tags" % i
+            os.makedirs(tags)
+            with open(tags + "/v1", "w") as f: f.write(record)
+        """])
+        XCTAssertEqual(bulk.status, 0, bulk.stderr)
+        phase("10,000 repositories written")
         var repoRoot = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { repoRoot.deleteLastPathComponent() }
         let artifacts = repoRoot.appendingPathComponent("test-artifacts/console").path
         try FileManager.default.createDirectory(atPath: artifacts, withIntermediateDirectories: true)
         let browser = try runCommand(["/usr/bin/python3", testbenchScript("console_browser.py"), "--base", m.base, "--user", "alice", "--password", "pw-a",
                                       "--shots", artifacts, "--profile", dir.file("chromium")], timeout: 900)
+        phase("browser done")
         print(browser.stdout)
         XCTAssertEqual(browser.status, 0, "browser test failed:\n\(browser.stdout)\n\(browser.stderr.suffix(4000))")
         let report = browser.stdout.split(separator: "\n").first { $0.hasPrefix("RESULT ") }.map { String($0.dropFirst(7)) }

@@ -95,6 +95,7 @@ function route() {
   document.querySelectorAll("nav a").forEach(a => a.classList.toggle("active", a.dataset.nav === (name === "repository" || name === "image" ? "repositories" : name === "chart" ? "charts" : name)));
   const view = views[name] || views.overview;
   const main = $("view");
+  window.scrollTo(0, 0);
   Promise.resolve(view(params, main)).catch(e => { main.replaceChildren(el("p", {class: "bad"}, e.message)); });
 }
 
