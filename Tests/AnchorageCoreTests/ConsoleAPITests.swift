@@ -81,4 +81,40 @@ final class ConsoleAPITests: XCTestCase {
         XCTAssertEqual(run["dry_run"] as? Bool, false)
         XCTAssertEqual(run["blobs"] as? Int, preview["blobs"] as? Int, "the preview said what the run did")
     }
+
+    /// A mirrored chart repository: versions from the upstream index, files
+    /// once the archive is cached (the console never fetches one itself).
+    func testMirroredChartVersionsAndFiles() throws {
+        let work = TempDir(self, "charts")
+        let made = try runCommand(["python3", "-c", """
+        import hashlib, io, tarfile
+        files = {'demo/Chart.yaml': b'apiVersion: v2\\nname: demo\\nversion: 1.0.0\\nappVersion: "9.9"\\n',
+                 'demo/values.yaml': b'image: web\\n'}
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode='w:gz') as t:
+            for name, data in files.items():
+                i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+        data = buf.getvalue()
+        open('\(work.path)/demo-1.0.0.tgz', 'wb').write(data)
+        open('\(work.path)/index.yaml', 'w').write('apiVersion: v1\\nentries:\\n  demo:\\n  - name: demo\\n    version: 1.0.0\\n    appVersion: "9.9"\\n'
+            '    created: "2026-11-02T10:00:00Z"\\n    digest: %s\\n    urls:\\n    - demo-1.0.0.tgz\\n' % hashlib.sha256(data).hexdigest())
+        """])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let upstream = try StaticServer(self, directory: work.path, log: work.file("http.log"))
+        let m = try AnchorageServer(self, config: "[charts \"up\"]\nurl = \(upstream.url)\n")
+        XCTAssertEqual(try code(["\(m.base)/charts/up/index.yaml"]), "200")
+        let repos = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try curl(["-s", "\(m.base)/api/charts"]).stdout.utf8)) as? [[String: Any]])
+        let up = try XCTUnwrap(repos.first { $0["name"] as? String == "up" })
+        XCTAssertEqual(up["kind"] as? String, "cached")
+        let version = try XCTUnwrap(((up["charts"] as? [[String: Any]])?.first?["versions"] as? [[String: Any]])?.first)
+        XCTAssertEqual(version["app_version"] as? String, "9.9")
+        XCTAssertEqual(version["created"] as? String, "2026-11-02T10:00:00Z")
+        XCTAssertEqual(version["cached"] as? Bool, false)
+        let query = "\(m.base)/api/chart?repository=up&chart=demo&version=1.0.0"
+        XCTAssertEqual(try code([query]), "404", "not fetched for the console")
+        XCTAssertEqual(try code(["\(m.base)/charts/up/demo-1.0.0.tgz"]), "200")
+        let files = try json([query])
+        XCTAssertEqual((files["values.yaml"] as? [String: Any])?["text"] as? String, "image: web\n")
+        XCTAssertEqual((files["README.md"] as? [String: Any])?["error"] as? String, "not in the chart")
+    }
 }
