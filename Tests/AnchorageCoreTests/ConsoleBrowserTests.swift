@@ -107,6 +107,8 @@ final class ConsoleBrowserTests: XCTestCase {
         let noToken = try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-b", "anchorage_session=\(cookie)",
                                 "\(m.base)/api/pins?kind=cached&source=up.test&name=team/other&ref=v1"]).stdout
         XCTAssertEqual(noToken, "403")
+        let registryByCookie = try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-b", "anchorage_session=\(cookie)", "\(m.base)/v2/team/app/tags/list"]).stdout
+        XCTAssertEqual(registryByCookie, "401", "the session is the console's: the registry API takes Basic")
         let bobAdmin = try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-u", "bob:pw-b", "\(m.base)/api/sync"]).stdout
         XCTAssertEqual(bobAdmin, "403", "bob is no admin")
     }

@@ -53,12 +53,13 @@ function drawWho() {
   const w = $("who"); w.replaceChildren();
   if (session.user) {
     w.append("Signed in as ", el("b", {id: "whoami"}, session.user), session.admin ? " (admin)" : "",
-             el("button", {id: "signout", onclick: async () => { await api("DELETE", "session"); session = {user: null, csrf: null, admin: false, writable_namespaces: [], writable_chart_repositories: []}; drawWho(); route(); }}, "Sign out"));
+             el("button", {id: "signout", onclick: async () => { await api("DELETE", "session"); await loadSession(); route(); }}, "Sign out"));
   } else {
     w.append(el("button", {id: "signin-open", onclick: () => showSignIn(() => route())}, "Sign in"));
   }
 }
 function showSignIn(then) {
+  if (!session.sign_in_possible) { notice("Nobody can sign in: set [auth] htpasswd (and admins) in mirror.conf.", true); return; }
   afterSignIn = then;
   $("signin").hidden = false; $("signin-error").textContent = "";
   $("signin-user").focus();
