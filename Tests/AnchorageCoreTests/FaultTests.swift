@@ -34,6 +34,24 @@ final class FaultTests: XCTestCase {
         ((try? FileManager.default.subpathsOfDirectory(atPath: "\(m.dir.path)/cache/blobs")) ?? []).filter { $0.split(separator: "/").count == 3 }
     }
 
+    /// Bytes an upstream sends after a response ended (here a forged second
+    /// response) are never taken as the answer to the next request sent on
+    /// that kept-alive connection: it is closed and the request sent anew.
+    func testBytesAfterAResponseNeverAnswerTheNextRequest() throws {
+        let f = try start()
+        let m = try AnchorageServer(self, config: "[registry \"fault.test\"]\nurl = \(f.url)\n")
+        try f.mode("smuggle")
+        XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/fault/app/manifests/v1"]).stdout, "200")
+        XCTAssertTrue(f.proc.waitForLog("smuggled"), f.proc.log)
+        // The next request goes out on that connection in libcurl's pool.
+        for _ in 0..<2 {
+            let out = try curl(["-w", "\n%{http_code}", "\(m.base)/v2/fault/app/manifests/v2"]).stdout
+            XCTAssertTrue(out.hasSuffix("\n404") && !out.contains("forged"), "the smuggled response answered a request: \(out)")
+        }
+        XCTAssertTrue(m.log.contains("upstream connection held unread bytes"), m.log)
+        XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/fault/app/manifests/v1"]).stdout, "200", "the upstream is still used")
+    }
+
     func testBrokenBlobTransfersAreNeverCachedAndRecover() throws {
         let f = try start()
         // Short stall timeout and no breaker interference for this test.

@@ -20,6 +20,9 @@ misbehave until the next change:
   chunked       the body with Transfer-Encoding: chunked (no length)
   eof           the body with no length, ended by closing the connection
   redirect_loop 302 to itself
+  smuggle       a manifest GET is answered right, then 100 ms later a second,
+                forged 200 response follows on the same connection unasked
+                (prints "smuggled" once written)
 GET /v2/fault/app/referrers/<manifest digest> lists two referrers (artifact
 types application/vnd.example.sbom and .sig); other digests 404.
   bad_manifest  manifests by digest answer different bytes
@@ -141,6 +144,14 @@ class H(BaseHTTPRequestHandler):
                 MODE["mode"] = MODE_SAVE
                 return
             self.send_body(200, body, "application/vnd.oci.image.manifest.v1+json", {"Docker-Content-Digest": MANIFEST_D})
+            if MODE["mode"] == "smuggle" and self.command == "GET":
+                self.wfile.flush()
+                time.sleep(0.1)
+                forged = MANIFEST.replace(b'"schemaVersion": 2', b'"schemaVersion": 2, "annotations": {"forged": "yes"}')
+                head = ("HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+                        "Docker-Content-Digest: sha256:%s\r\nContent-Length: %d\r\n\r\n" % (hashlib.sha256(forged).hexdigest(), len(forged)))
+                self.wfile.write(head.encode() + forged); self.wfile.flush()
+                print("smuggled", flush=True)
             return
         if p.split("?")[0] == "/v2/fault/app/referrers/" + MANIFEST_D:
             entry = lambda t, n: {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 1, "artifactType": t,

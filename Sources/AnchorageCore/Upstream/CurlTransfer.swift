@@ -63,7 +63,13 @@ struct ResponseHead: Sendable {
 /// connections (and TLS sessions) are reused across requests. Call from
 /// worker threads, never from an event loop.
 final class CurlClient: Sendable {
-    private let idle = Mutex<[Int]>([])   // easy handles by bit pattern
+    /// An easy handle with the record of the sockets it opened (see
+    /// `anch_guard_reuse` in the C shim), as bit patterns in the pool.
+    private struct Handle {
+        let easy: UnsafeMutableRawPointer
+        let sockets: UnsafeMutablePointer<anch_sockets>
+    }
+    private let idle = Mutex<[(easy: Int, sockets: Int)]>([])
     static let initialized: Bool = {
         curl_global_init(Int(CURL_GLOBAL_ALL))
         return true
@@ -71,25 +77,61 @@ final class CurlClient: Sendable {
 
     init() { _ = CurlClient.initialized }
 
-    private func borrow() -> UnsafeMutableRawPointer? {
-        if let bits = idle.withLock({ $0.popLast() }) { return UnsafeMutableRawPointer(bitPattern: bits) }
-        return curl_easy_init()
+    private func borrow() -> Handle? {
+        if let bits = idle.withLock({ $0.popLast() }),
+           let easy = UnsafeMutableRawPointer(bitPattern: bits.easy), let sockets = UnsafeMutablePointer<anch_sockets>(bitPattern: bits.sockets) {
+            return Handle(easy: easy, sockets: sockets)
+        }
+        guard let sockets = anch_sockets_new() else { return nil }
+        guard let easy = curl_easy_init() else {
+            free(sockets)
+            return nil
+        }
+        return Handle(easy: easy, sockets: sockets)
     }
 
-    private func giveBack(_ h: UnsafeMutableRawPointer) {
+    private func giveBack(_ h: Handle) {
         let keep = idle.withLock { pool -> Bool in
             guard pool.count < 32 else { return false }
-            pool.append(Int(bitPattern: UnsafeRawPointer(h)))
+            pool.append((Int(bitPattern: UnsafeRawPointer(h.easy)), Int(bitPattern: UnsafeRawPointer(h.sockets))))
             return true
         }
-        if !keep { curl_easy_cleanup(h) }
+        if !keep { discard(h) }
+    }
+
+    /// Closes the handle's connections (through its socket record), then frees both.
+    private func discard(_ h: Handle) {
+        curl_easy_cleanup(h.easy)
+        free(h.sockets)
     }
 
     /// Performs one request. Success means a final response arrived (any
     /// status); the sink saw its head and body. Failure is a transport error.
     func perform(method: String, url: String, headers: [String], options: TransferOptions, sink: TransferSink) -> Result<ResponseHead, UpstreamError> {
-        guard let h = borrow() else { return .failure(.protocolError("curl_easy_init failed")) }
+        switch performOnce(method: method, url: url, headers: headers, options: options, sink: sink) {
+        case .refusedReuse:
+            // The kept-alive connection held bytes outside any response: it
+            // is closed with its handle, and the request goes out once more
+            // on a new connection (nothing reached the sink yet).
+            Log.warn("upstream connection held unread bytes between responses; closed it", ["url": url])
+            switch performOnce(method: method, url: url, headers: headers, options: options, sink: sink) {
+            case .refusedReuse: return .failure(.protocolError("upstream sent bytes outside any response"))
+            case .done(let r): return r
+            }
+        case .done(let r): return r
+        }
+    }
+
+    private enum Outcome {
+        case done(Result<ResponseHead, UpstreamError>)
+        case refusedReuse
+    }
+
+    private func performOnce(method: String, url: String, headers: [String], options: TransferOptions, sink: TransferSink) -> Outcome {
+        guard let handle = borrow() else { return .done(.failure(.protocolError("curl_easy_init failed"))) }
+        let h = handle.easy
         curl_easy_reset(h)
+        anch_guard_reuse(h, handle.sockets)
         let ctx = TransferContext(sink: sink, handle: h)
         let ud = Unmanaged.passUnretained(ctx).toOpaque()
         var list: UnsafeMutablePointer<curl_slist>? = nil
@@ -128,6 +170,10 @@ final class CurlClient: Sendable {
         _ = anch_setopt_ptr(h, CURLOPT_WRITEDATA, ud)
 
         let rc = curl_easy_perform(h)
+        if rc == CURLE_ABORTED_BY_CALLBACK && handle.sockets.pointee.refused != 0 && !ctx.begun {
+            discard(handle)
+            return .refusedReuse
+        }
         let result: Result<ResponseHead, UpstreamError>
         if rc == CURLE_OK {
             if !ctx.begun { _ = ctx.beginIfNeeded() }
@@ -140,8 +186,8 @@ final class CurlClient: Sendable {
         }
         // A handle whose transfer broke, or whose body failed verification,
         // may hold a dead or polluted connection: drop it.
-        if rc == CURLE_OK && sink.keepConnection { giveBack(h) } else { curl_easy_cleanup(h) }
-        return result
+        if rc == CURLE_OK && sink.keepConnection { giveBack(handle) } else { discard(handle) }
+        return .done(result)
     }
 
     static func classify(_ rc: CURLcode, _ detail: String) -> UpstreamError {
