@@ -5,6 +5,7 @@
 #include <sys/sendfile.h>
 #include <stddef.h>
 #include <fcntl.h>
+#include <malloc.h>
 
 int anch_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
@@ -40,3 +41,6 @@ ssize_t anch_sendfile(int out_fd, int in_fd, int64_t *offset, size_t count) {
 int anch_start_writeback(int fd, int64_t offset, int64_t length) {
     return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
 }
+
+// Gives freed heap pages back to the kernel (glibc keeps them otherwise).
+int anch_release_free_memory(void) { return malloc_trim(0); }

@@ -9,5 +9,6 @@ static inline int anch_ssl_ctx_min_tls12(SSL_CTX *ctx) { return (int)SSL_CTX_set
 static inline long anch_ssl_set_modes(SSL *ssl) {
     return SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 }
+static inline int anch_ssl_handshake_done(SSL *ssl) { return SSL_is_init_finished(ssl); }
 static inline long anch_ssl_ctx_no_renegotiation(SSL_CTX *ctx) { return (long)SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE); }
 #endif

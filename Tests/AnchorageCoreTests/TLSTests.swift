@@ -67,6 +67,59 @@ final class TLSTests: XCTestCase {
         XCTAssertNotEqual(try curl(["--cacert", dir.file("one.crt"), "\(base)/healthz"]).status, 0)
     }
 
+    private func rssKiB(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    /// Clients that start TLS handshakes and never finish them hold at most
+    /// `TLSContext.maxHandshakes` of them at once; when they are gone, the
+    /// memory goes back to the system, and TLS clients are served as before.
+    func testHalfOpenHandshakesAreBoundedAndTheirMemoryReturned() throws {
+        let dir = TempDir(self)
+        try makeCert(dir, "tls")
+        let m = try AnchorageServer(self, serverKeys: "tls_listen = 127.0.0.1:0\ntls_cert = \(dir.file("tls.crt"))\ntls_key = \(dir.file("tls.key"))\nheader_timeout = 10m\n", dir: dir)
+        let line = try XCTUnwrap(m.log.split(separator: "\n").first { $0.contains("tls=true") })
+        let port = try XCTUnwrap(line.split(separator: " ").first { $0.hasPrefix("addr=") }?.split(separator: ":").last)
+        let pid = m.proc.process.processIdentifier
+        XCTAssertEqual(try curl(["-k", "https://127.0.0.1:\(port)/healthz"]).stdout, "ok\n")
+        let before = rssKiB(pid)
+        func open() -> Int {
+            let s = (try? curl(["\(m.base)/api/status"]).stdout) ?? ""
+            return ((try? JSONSerialization.jsonObject(with: Data(s.utf8))) as? [String: Any])?["open_connections"] as? Int ?? -1
+        }
+        // Every connection is in the server's hands once the listen queue is empty.
+        func acceptQueueEmpty() -> Bool {
+            let ss = (try? runCommand(["ss", "-Hltn", "sport = :\(port)"]).stdout) ?? ""
+            return ss.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first == "0"
+        }
+        let clients = try BackgroundProcess(self, ["python3", testbenchScript("tls_half_open.py"), String(port), "5000"], logPath: dir.file("half-open.log"))
+        XCTAssertTrue(clients.waitForLog("opened 5000", timeout: 300), clients.log)
+        var drained = false
+        for _ in 0..<600 where !drained {
+            drained = acceptQueueEmpty()
+            if !drained { usleep(100_000) }
+        }
+        XCTAssertTrue(drained)
+        let held = open()
+        let during = rssKiB(pid)
+        print("half-open handshakes: \(held) held of 5000; RSS \(before) KiB before, \(during) KiB with them")
+        XCTAssertLessThanOrEqual(held, 1024 + 1, "at most maxHandshakes are held (plus the status request)")
+        XCTAssertLessThan(during - before, 100 * 1024, "memory is bounded")
+        _ = clients.stop()
+        var left = held
+        for _ in 0..<600 where left > 1 {
+            usleep(100_000)
+            left = open()
+        }
+        XCTAssertEqual(left, 1, "every half-open connection was closed")
+        let after = rssKiB(pid)
+        print("RSS \(after) KiB after they closed")
+        XCTAssertLessThan(after - before, 20 * 1024, "their memory went back to the system")
+        XCTAssertEqual(try curl(["-k", "https://127.0.0.1:\(port)/healthz"]).stdout, "ok\n")
+    }
+
     func testBadCertificateIsAConfigError() throws {
         let dir = TempDir(self)
         let conf = dir.write("c.conf", "[server]\ntls_listen = 127.0.0.1:0\ntls_cert = \(dir.write("bad.crt", "not a cert"))\ntls_key = \(dir.write("bad.key", "nope"))\n")

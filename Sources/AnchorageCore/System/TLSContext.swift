@@ -1,3 +1,4 @@
+import CLinux
 import COpenSSL
 import Synchronization
 
@@ -11,6 +12,15 @@ public final class TLSContext: @unchecked Sendable {
     public let certPath: String
     public let keyPath: String
     private let current = Mutex<Int>(0)   // SSL_CTX* bit pattern
+    /// Handshakes in progress on the whole server, and the most since the
+    /// count was last zero.
+    private let handshakes = Mutex<(now: Int, peak: Int)>((0, 0))
+
+    /// Past this many unfinished handshakes a new TLS connection is closed
+    /// at once: a handshake holds tens of KiB until it ends, so clients
+    /// that start handshakes and never finish them (they end by
+    /// `header_timeout`) cannot take the server's memory.
+    static let maxHandshakes = 1024
 
     public struct LoadError: Error, CustomStringConvertible {
         public let description: String
@@ -54,15 +64,40 @@ public final class TLSContext: @unchecked Sendable {
         if old != 0, let p = OpaquePointer(bitPattern: old) { SSL_CTX_free(p) }
     }
 
-    /// A new server-side session on `fd`.
+    /// A new server-side session on `fd`, counted as a handshake in progress
+    /// until `handshakeEnded`; nil past `maxHandshakes`.
     func newSession(fd: Int32) -> OpaquePointer? {
+        let admitted = handshakes.withLock { h -> Bool in
+            guard h.now < TLSContext.maxHandshakes else { return false }
+            h.now += 1
+            h.peak = max(h.peak, h.now)
+            return true
+        }
+        guard admitted else { return nil }
         let ctx = current.withLock { $0 }
-        guard let c = OpaquePointer(bitPattern: ctx), let ssl = SSL_new(c) else { return nil }
+        guard let c = OpaquePointer(bitPattern: ctx), let ssl = SSL_new(c) else {
+            handshakeEnded()
+            return nil
+        }
         SSL_set_fd(ssl, fd)
         SSL_set_accept_state(ssl)
         _ = anch_ssl_set_modes(ssl)
         return ssl
     }
+
+    /// A handshake finished or its connection closed. When the last of a
+    /// burst ends, the heap pages the handshakes used go back to the system.
+    func handshakeEnded() {
+        let burstOver = handshakes.withLock { h -> Bool in
+            h.now -= 1
+            guard h.now == 0, h.peak >= 64 else { return false }
+            h.peak = 0
+            return true
+        }
+        if burstOver { _ = anch_release_free_memory() }
+    }
+
+    var handshakesInProgress: Int { handshakes.withLock { $0.now } }
 
     static func lastError() -> String {
         let e = ERR_get_error()

@@ -14,6 +14,7 @@ int anch_eventfd(void);
 int anch_accept4(int fd, struct sockaddr *addr, socklen_t *len);
 ssize_t anch_sendfile(int out_fd, int in_fd, int64_t *offset, size_t count);
 int anch_start_writeback(int fd, int64_t offset, int64_t length);
+int anch_release_free_memory(void);
 
 enum { ANCH_EPOLL_CTL_ADD = 1, ANCH_EPOLL_CTL_DEL = 2, ANCH_EPOLL_CTL_MOD = 3 };
 #endif

@@ -125,7 +125,9 @@ final class Connection: EventHandler, @unchecked Sendable {
     private func receive() -> UnsafeRawBufferPointer? {
         let scratch = context.scratch
         while true {
-            switch transport.receive(into: scratch) {
+            let got = transport.receive(into: scratch)
+            if transport.handshakeFinished() { context.options.tls?.handshakeEnded() }
+            switch got {
             case .bytes(let n):
                 return UnsafeRawBufferPointer(rebasing: scratch[0..<n])
             case .wouldBlock(let needsWritable):
@@ -500,6 +502,7 @@ final class Connection: EventHandler, @unchecked Sendable {
         state = .closed
         generation += 1
         loop.unregister(fd)
+        if transport.handshaking { context.options.tls?.handshakeEnded() }
         transport.close()
         sender.release()
         context.remove(self)

@@ -7,8 +7,23 @@ struct Transport {
     let fd: Int32
     /// The TLS session (OpenSSL SSL*), nil for a plain connection.
     private(set) var session: OpaquePointer?
+    /// A TLS session whose handshake has not finished yet.
+    private(set) var handshaking: Bool
+
+    init(fd: Int32, session: OpaquePointer?) {
+        self.fd = fd
+        self.session = session
+        handshaking = session != nil
+    }
 
     var isTLS: Bool { session != nil }
+
+    /// True once, when the handshake is found finished.
+    mutating func handshakeFinished() -> Bool {
+        guard handshaking, let ssl = session, anch_ssl_handshake_done(ssl) == 1 else { return false }
+        handshaking = false
+        return true
+    }
 
     enum Received: Equatable {
         case bytes(Int)
