@@ -54,7 +54,7 @@ public enum Daemon {
         HostedMaintenance(collector: HostedCollector(store: mirror.hostedStore, namespaces: config.hosted), uploads: mirror.uploads).start()
         let counters = mirror.counters
         options.observer = { counters.record($0) }
-        let ops = OpsHandler(mirror: mirror, sync: sync)
+        let ops = OpsHandler(mirror: mirror, sync: sync, tls: options.tls)
         let gate = AccessGate(allow: config.server.allow, htpasswd: config.auth.htpasswd, failureLimit: config.auth.failureLimit)
         let console = ConsoleHandler(mirror: mirror, sync: sync, gate: gate, status: { [ops] in ops.status() })
         let server = HTTPServer(options: options, handler: MirrorRouter(registry: mirror.registry, charts: mirror.charts, ops: ops,

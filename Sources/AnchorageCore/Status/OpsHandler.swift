@@ -7,18 +7,24 @@ import Synchronization
 final class OpsHandler: Sendable {
     let mirror: Mirror
     let sync: SyncRunner
+    let tls: TLSContext?
     /// Open connections, from the server (set once it exists).
     let connections = Mutex<(@Sendable () -> Int)?>(nil)
 
-    init(mirror: Mirror, sync: SyncRunner) {
+    init(mirror: Mirror, sync: SyncRunner, tls: TLSContext?) {
         self.mirror = mirror
         self.sync = sync
+        self.tls = tls
     }
 
     private var openConnections: Int { connections.withLock { $0 }?() ?? 0 }
 
     /// What `/api/status` shows.
-    func status() -> [String: Any] { StatusReport.build(mirror, openConnections: openConnections, sync: sync) }
+    func status() -> [String: Any] {
+        var s = StatusReport.build(mirror, openConnections: openConnections, sync: sync)
+        s["tls_handshakes_in_progress"] = tls?.handshakesInProgress ?? 0
+        return s
+    }
 
     /// Answers the paths it owns; false for anything else.
     func handle(_ request: HTTPRequest, _ responder: HTTPResponder) -> Bool {
@@ -80,6 +86,9 @@ final class OpsHandler: Sendable {
         PrometheusText.gauge(&out, "anchorage_cache_pinned_bytes", "Bytes pinned by sync rules.", [([:], Double(idx.pinnedBytes))])
         PrometheusText.gauge(&out, "anchorage_inflight_fetches", "Upstream transfers in progress.", [([:], Double(mirror.blobs.inFlight.count))])
         PrometheusText.gauge(&out, "anchorage_open_connections", "Open client connections.", [([:], Double(openConnections))])
+        if let tls {
+            PrometheusText.gauge(&out, "anchorage_tls_handshakes_in_progress", "TLS handshakes begun and not finished (at most 1024).", [([:], Double(tls.handshakesInProgress))])
+        }
         PrometheusText.gauge(&out, "anchorage_upstream_circuit_open", "1 while an upstream's breaker is open (served from cache only).",
                              mirror.upstreams.values.sorted { $0.name < $1.name }.map { (["upstream": $0.name], $0.breaker.isOpen ? 1 : 0) })
         let rl = c.rateLimitRemaining.withLock { $0 }
