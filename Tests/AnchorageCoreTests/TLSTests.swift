@@ -121,6 +121,22 @@ final class TLSTests: XCTestCase {
         XCTAssertEqual(try curl(["-k", "https://127.0.0.1:\(port)/healthz"]).stdout, "ok\n")
     }
 
+    /// The console's session cookie carries `Secure` when it was set over TLS.
+    func testConsoleSessionCookieIsSecureOverTLSOnly() throws {
+        let dir = TempDir(self)
+        try makeCert(dir, "tls")
+        XCTAssertEqual(try runCommand(["htpasswd", "-Bbc", dir.file("htpasswd"), "alice", "pw-a"]).status, 0)
+        let m = try AnchorageServer(self, serverKeys: "tls_listen = 127.0.0.1:0\ntls_cert = \(dir.file("tls.crt"))\ntls_key = \(dir.file("tls.key"))\n",
+                                    config: "[auth]\nhtpasswd = \(dir.file("htpasswd"))\n", dir: dir)
+        let line = try XCTUnwrap(m.log.split(separator: "\n").first { $0.contains("tls=true") })
+        let port = try XCTUnwrap(line.split(separator: " ").first { $0.hasPrefix("addr=") }?.split(separator: ":").last)
+        let login = ["-s", "-i", "-H", "Content-Type: application/json", "-d", #"{"user":"alice","password":"pw-a"}"#]
+        let overTLS = try curl(login + ["--cacert", dir.file("tls.crt"), "https://127.0.0.1:\(port)/api/session"]).stdout
+        XCTAssertTrue(overTLS.contains("anchorage_session=") && overTLS.contains("; Secure"), overTLS)
+        let plain = try curl(login + ["\(m.base)/api/session"]).stdout
+        XCTAssertTrue(plain.contains("anchorage_session=") && !plain.contains("Secure"), plain)
+    }
+
     func testBadCertificateIsAConfigError() throws {
         let dir = TempDir(self)
         let conf = dir.write("c.conf", "[server]\ntls_listen = 127.0.0.1:0\ntls_cert = \(dir.write("bad.crt", "not a cert"))\ntls_key = \(dir.write("bad.key", "nope"))\n")

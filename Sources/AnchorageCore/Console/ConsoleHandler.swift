@@ -237,7 +237,8 @@ final class ConsoleHandler: Sendable {
                     case .limited: responder.respond(ConsoleError.tooManyRequests.response)
                     case .ok(let token, let csrf):
                         var h = HTTPHeaders()
-                        h.add("Set-Cookie", "\(SessionTable.cookieName)=\(token); Path=/; HttpOnly; SameSite=Strict")
+                        // Secure over TLS: the browser then never sends it in the clear.
+                        h.add("Set-Cookie", "\(SessionTable.cookieName)=\(token); Path=/; HttpOnly; SameSite=Strict\(request.overTLS ? "; Secure" : "")")
                         responder.respond(ConsoleJSON.response(sessionState(user, csrf: csrf), headers: h))
                     }
                 }

@@ -66,6 +66,8 @@ public struct HTTPRequest: Sendable {
     public var client: PeerAddress?
     /// The user whose Basic credentials the access gate verified.
     public internal(set) var user: String?
+    /// Whether it arrived over TLS (`tls_listen`).
+    public internal(set) var overTLS = false
 
     public init(method: HTTPMethod, target: String, version: HTTPVersion = .http11, headers: HTTPHeaders = HTTPHeaders(), framing: RequestBodyFraming = .none) {
         var path = target, query: String?

@@ -175,6 +175,7 @@ final class Connection: EventHandler, @unchecked Sendable {
             parser.reset()
             keep(consumed)
             req.client = peer
+            req.overTLS = transport.isTLS
             dispatch(req)
         }
     }
