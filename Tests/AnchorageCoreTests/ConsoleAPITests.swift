@@ -33,6 +33,9 @@ final class ConsoleAPITests: XCTestCase {
             XCTAssertEqual(r.status, 0, r.stderr)
         }
         let alice = ["-u", "alice:pw-a"], bob = ["-u", "bob:pw-b"]
+        for repo in ["team/a", "team/b"] {
+            XCTAssertTrue(eventually("\(repo) in the cache") { fullyCached(m.base, alice, source: "up.test", name: repo, tag: "v1") })
+        }
         let list = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try curl(["-s"] + alice + ["\(m.base)/api/repositories"]).stdout.utf8)) as? [[String: Any]])
         let a = try XCTUnwrap(list.first { $0["name"] as? String == "team/a" })
         XCTAssertEqual(a["kind"] as? String, "cached")
@@ -57,6 +60,7 @@ final class ConsoleAPITests: XCTestCase {
         XCTAssertEqual(pinned["blobs_removed"] as? Int, 0, "\(pinned)")
         // Pulled again and unpinned, its eviction removes manifest, config and layers.
         XCTAssertEqual(try runCommand(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--src-creds", "bob:pw-b", "docker://\(host)/up.test/team/b:v1", "dir:\(dir.file("again"))"], timeout: 120).status, 0)
+        XCTAssertTrue(eventually("team/b in the cache again") { fullyCached(m.base, alice, source: "up.test", name: "team/b", tag: "v1") })
         XCTAssertEqual(try json(alice + ["-X", "DELETE", "\(m.base)/api/pins?kind=cached&source=up.test&name=team/b&ref=v1"])["pinned"] as? Bool, false)
         let last = try json(alice + ["-X", "DELETE", "\(m.base)/api/image?kind=cached&source=up.test&name=team/b&ref=v1"])
         XCTAssertEqual(last["blobs_removed"] as? Int, 4, "\(last)")
@@ -113,6 +117,8 @@ final class ConsoleAPITests: XCTestCase {
         let query = "\(m.base)/api/chart?repository=up&chart=demo&version=1.0.0"
         XCTAssertEqual(try code([query]), "404", "not fetched for the console")
         XCTAssertEqual(try code(["\(m.base)/charts/up/demo-1.0.0.tgz"]), "200")
+        // The archive enters the cache once verified, which may finish just after the client got its last byte.
+        XCTAssertTrue(try eventually("the archive in the cache") { try code([query]) == "200" })
         let files = try json([query])
         XCTAssertEqual((files["values.yaml"] as? [String: Any])?["text"] as? String, "image: web\n")
         XCTAssertEqual((files["README.md"] as? [String: Any])?["error"] as? String, "not in the chart")

@@ -47,6 +47,9 @@ final class ConsoleBrowserTests: XCTestCase {
             let r = try skopeo(["copy", "--quiet", "--src-tls-verify=false", "--src-creds", "bob:pw-b", "docker://\(host)/up.test/\(image)", "dir:\(dir.file(image.replacingOccurrences(of: "/", with: "_")))"])
             XCTAssertEqual(r.status, 0, r.stderr)
         }
+        for name in ["team/webapp", "team/other"] {
+            XCTAssertTrue(eventually("\(name) in the cache") { fullyCached(m.base, ["-u", "alice:pw-a"], source: "up.test", name: name, tag: name == "team/webapp" ? "v7" : "v1") })
+        }
         // A hosted chart whose README and values carry markup.
         let chart = dir.file("demo-1.2.0.tgz")
         let pack = try runCommand(["python3", "-c", """

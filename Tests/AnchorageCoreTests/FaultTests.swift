@@ -330,17 +330,6 @@ final class FaultTests: XCTestCase {
 /// The breaker opens on a down upstream and closes again once it is back:
 /// after the cooldown one request probes, and its success closes it.
 final class BreakerRecoveryTests: XCTestCase {
-    /// Asks until `ok` holds, for at most 60 s (a probe is due one cooldown
-    /// after the last failure; a loaded machine may take longer to get there).
-    private func eventually(_ what: String, _ ok: () throws -> Bool) rethrows -> Bool {
-        let until = Date().addingTimeInterval(60)
-        while Date() < until {
-            if try ok() { return true }
-            usleep(200_000)
-        }
-        return false
-    }
-
     func testAnUpstreamThatStopsAndStartsIsUsedAgainAfterTheCooldown() throws {
         let up = try UpstreamRegistry(self)
         try up.push(name: "team/app", tag: "v1", layers: 2, layerSize: 100_000)

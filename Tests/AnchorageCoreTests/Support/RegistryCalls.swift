@@ -122,3 +122,24 @@ func makeImageLayout(_ path: String, tag: String, layers: Int, layerSize: Int, s
     let r = try runCommand(["python3", testbenchScript("make_oci_image.py"), path, "--tag", tag, "--layers", "\(layers)", "--layer-size", "\(layerSize)", "--seed", seed] + (multiarch ? ["--multiarch"] : []), timeout: 300)
     guard r.status == 0 else { throw NSError(domain: "fixture", code: 1, userInfo: [NSLocalizedDescriptionKey: r.stderr]) }
 }
+
+/// Asks until `ok` holds, for at most 60 s: for what the daemon finishes
+/// just after a client is answered (a blob's commit after its last byte, a
+/// breaker's probe one cooldown later), however loaded the machine.
+func eventually(_ what: String, _ ok: () throws -> Bool) rethrows -> Bool {
+    let until = Date().addingTimeInterval(60)
+    while Date() < until {
+        if try ok() { return true }
+        usleep(200_000)
+    }
+    return false
+}
+
+/// Whether a cached image's manifest, config and layers are all in the cache (console API).
+func fullyCached(_ base: String, _ auth: [String], source: String, name: String, tag: String) -> Bool {
+    guard let out = try? curl(["-s"] + auth + ["\(base)/api/image?kind=cached&source=\(source)&name=\(name)&ref=\(tag)"]).stdout,
+          let image = (try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [String: Any],
+          let layers = image["layers"] as? [[String: Any]], let config = image["config"] as? [String: Any] else { return false }
+    return config["available"] as? Bool == true && layers.allSatisfy { $0["available"] as? Bool == true }
+}
+
