@@ -39,7 +39,10 @@ final class FaultTests: XCTestCase {
     /// that kept-alive connection: it is closed and the request sent anew.
     func testBytesAfterAResponseNeverAnswerTheNextRequest() throws {
         let f = try start()
-        let m = try AnchorageServer(self, config: "[registry \"fault.test\"]\nurl = \(f.url)\n")
+        let m = try AnchorageServer(self, config: "[log]\nlevel = debug\n[registry \"fault.test\"]\nurl = \(f.url)\n")
+        // The start-up connection is back in libcurl's pool first, so the
+        // requests below take the same handle, one after another.
+        XCTAssertTrue(m.proc.waitForLog("upstream reachable"), m.log)
         try f.mode("smuggle")
         XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", "\(m.base)/v2/fault/app/manifests/v1"]).stdout, "200")
         XCTAssertTrue(f.proc.waitForLog("smuggled"), f.proc.log)

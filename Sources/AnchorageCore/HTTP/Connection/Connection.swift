@@ -503,8 +503,10 @@ final class Connection: EventHandler, @unchecked Sendable {
         state = .closed
         generation += 1
         loop.unregister(fd)
-        if transport.handshaking { context.options.tls?.handshakeEnded() }
+        let handshaking = transport.handshaking
         transport.close()
+        // After the session is freed: the last of a burst returns the heap.
+        if handshaking { context.options.tls?.handshakeEnded() }
         sender.release()
         context.remove(self)
         out = Outgoing()
