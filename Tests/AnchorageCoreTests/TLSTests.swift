@@ -21,8 +21,7 @@ final class TLSTests: XCTestCase {
         try up.push(name: "team/app", tag: "v1", layers: 2, layerSize: 3_000_000)
         let m = try AnchorageServer(self, serverKeys: "tls_listen = 127.0.0.1:0\ntls_cert = \(dir.file("tls.crt"))\ntls_key = \(dir.file("tls.key"))\n",
                                     config: "[registry \"up.test\"]\nurl = \(up.url)\n", dir: dir)
-        let line = try XCTUnwrap(m.log.split(separator: "\n").first { $0.contains("tls=true") })
-        let port = try XCTUnwrap(line.split(separator: " ").first { $0.hasPrefix("addr=") }?.split(separator: ":").last)
+        let port = try tlsPort(m)
         let base = "https://127.0.0.1:\(port)"
 
         // Keep-alive over TLS; a cold (streamed) and a warm (file) blob, byte-exact.
@@ -67,6 +66,13 @@ final class TLSTests: XCTestCase {
         XCTAssertNotEqual(try curl(["--cacert", dir.file("one.crt"), "\(base)/healthz"]).status, 0)
     }
 
+    /// The port of the TLS listener, once the daemon has logged it (after the plain one).
+    private func tlsPort(_ m: AnchorageServer) throws -> Substring {
+        XCTAssertTrue(m.proc.waitForLog("tls=true"), m.log)
+        let line = try XCTUnwrap(m.log.split(separator: "\n").first { $0.contains("tls=true") })
+        return try XCTUnwrap(line.split(separator: " ").first { $0.hasPrefix("addr=") }?.split(separator: ":").last)
+    }
+
     private func rssKiB(_ pid: Int32) -> Int {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
@@ -80,8 +86,7 @@ final class TLSTests: XCTestCase {
         let dir = TempDir(self)
         try makeCert(dir, "tls")
         let m = try AnchorageServer(self, serverKeys: "tls_listen = 127.0.0.1:0\ntls_cert = \(dir.file("tls.crt"))\ntls_key = \(dir.file("tls.key"))\nheader_timeout = 10m\n", dir: dir)
-        let line = try XCTUnwrap(m.log.split(separator: "\n").first { $0.contains("tls=true") })
-        let port = try XCTUnwrap(line.split(separator: " ").first { $0.hasPrefix("addr=") }?.split(separator: ":").last)
+        let port = try tlsPort(m)
         let pid = m.proc.process.processIdentifier
         XCTAssertEqual(try curl(["-k", "https://127.0.0.1:\(port)/healthz"]).stdout, "ok\n")
         let before = rssKiB(pid)
@@ -128,8 +133,7 @@ final class TLSTests: XCTestCase {
         XCTAssertEqual(try runCommand(["htpasswd", "-Bbc", dir.file("htpasswd"), "alice", "pw-a"]).status, 0)
         let m = try AnchorageServer(self, serverKeys: "tls_listen = 127.0.0.1:0\ntls_cert = \(dir.file("tls.crt"))\ntls_key = \(dir.file("tls.key"))\n",
                                     config: "[auth]\nhtpasswd = \(dir.file("htpasswd"))\n", dir: dir)
-        let line = try XCTUnwrap(m.log.split(separator: "\n").first { $0.contains("tls=true") })
-        let port = try XCTUnwrap(line.split(separator: " ").first { $0.hasPrefix("addr=") }?.split(separator: ":").last)
+        let port = try tlsPort(m)
         let login = ["-s", "-i", "-H", "Content-Type: application/json", "-d", #"{"user":"alice","password":"pw-a"}"#]
         let overTLS = try curl(login + ["--cacert", dir.file("tls.crt"), "https://127.0.0.1:\(port)/api/session"]).stdout
         XCTAssertTrue(overTLS.contains("anchorage_session=") && overTLS.contains("; Secure"), overTLS)
