@@ -1,6 +1,7 @@
 #ifndef ANCHORAGE_COPENSSL_SHIM_H
 #define ANCHORAGE_COPENSSL_SHIM_H
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 

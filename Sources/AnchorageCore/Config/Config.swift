@@ -14,6 +14,8 @@ public struct Config: Sendable {
     public var hosted: [HostedConfig]
     public var hostedCharts: [HostedChartsConfig]
     public var sync: SyncConfig
+    public var storage: StorageConfig = .local
+    public var cluster: ClusterConfig = .none
     /// Where it came from, for messages.
     public var source: String
     /// No `[registry]` section: `registries` is the built-in Docker Hub.
@@ -23,7 +25,7 @@ public struct Config: Sendable {
 
     /// Every section the parser knows, in the order they are printed.
     public static let schemas: [SectionSchema] = [
-        ServerConfig.schema, CacheConfig.schema, UpstreamConfig.schema, AuthConfig.schema, LogConfig.schema, RegistryConfig.schema, HostedConfig.schema, ChartsConfig.schema, SyncConfig.schema,
+        ServerConfig.schema, CacheConfig.schema, UpstreamConfig.schema, AuthConfig.schema, LogConfig.schema, RegistryConfig.schema, HostedConfig.schema, ChartsConfig.schema, SyncConfig.schema, StorageConfig.schema, ClusterConfig.schema,
     ]
 
     /// The upstream used when a config names none: Docker Hub.
@@ -134,8 +136,11 @@ public struct Config: Sendable {
         if let r = singletons["sync"] {
             sync = try SyncConfig(r, registries: registries, charts: charts, hosted: hosted.map(\.name), defaultRegistry: registries.first(where: \.isDefault)?.name ?? registries[0].name)
         }
-        return Config(server: server, cache: cache, log: log, upstream: upstream, auth: auth, registries: registries, charts: charts,
-                      hosted: hosted, hostedCharts: hostedCharts, sync: sync, source: file, registriesAreBuiltIn: builtIn, warnings: warnings)
+        var config = Config(server: server, cache: cache, log: log, upstream: upstream, auth: auth, registries: registries, charts: charts,
+                            hosted: hosted, hostedCharts: hostedCharts, sync: sync, source: file, registriesAreBuiltIn: builtIn, warnings: warnings)
+        config.storage = try StorageConfig(try reader(StorageConfig.schema))
+        config.cluster = try ClusterConfig(try reader(ClusterConfig.schema))
+        return config
     }
 
     /// Upstream credentials served to anyone who can reach the mirror: the
@@ -164,6 +169,8 @@ public struct Config: Sendable {
         for r in registries { section("[registry \"\(r.name)\"]", r.render()) }
         for h in hosted { section("[hosted \"\(h.name)\"]", h.render()) }
         for c in charts { section("[charts \"\(c.name)\"]", c.render()) }
+        if storage.backend != .local { section("[storage]", storage.render()) }
+        if !cluster.peers.isEmpty { section("[cluster]", cluster.render()) }
         for c in hostedCharts { section("[charts \"\(c.name)\"]", c.render()) }
         let syncLines = sync.render()
         if !sync.rules.isEmpty || sync.schedule != nil { section("[sync]", syncLines) }

@@ -46,6 +46,18 @@ public enum Daemon {
         }
 
         let mirror = Mirror(config: config)
+        if let tier = mirror.storeTier {
+            let store = tier.s3.config.endpoint, bucket = tier.s3.config.bucket
+            switch tier.check() {
+            case .ok:
+                Log.info("object store reachable", ["store": store, "bucket": bucket])
+            case .unreachable(let why):
+                Log.warn("object store not reachable at start-up: serving from the local tier and the upstream until it is", ["store": store, "bucket": bucket, "error": why])
+            case .refused(let why):
+                Log.error("object store refused this node (check the [storage] settings, the credentials and the clock): \(why)", ["store": store, "bucket": bucket])
+                return 1
+            }
+        }
         mirror.prepare()
         let sync = SyncRunner(mirror: mirror)
         if let schedule = config.sync.schedule, !config.sync.rules.isEmpty {

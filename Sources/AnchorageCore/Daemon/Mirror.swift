@@ -20,6 +20,8 @@ final class Mirror: Sendable {
     let hostedStore: HostedStore
     let hosted: [HostedRepository]
     let uploads = UploadTable()
+    /// The object store shared by several nodes (`[storage] backend = s3`).
+    let storeTier: ObjectStoreTier?
 
     init(config: Config) {
         self.config = config
@@ -36,11 +38,13 @@ final class Mirror: Sendable {
         self.pool = pool
         let tags = TagIndex(layout: layout)
         tagIndex = tags
+        storeTier = config.storage.s3.flatMap(S3Client.init).map { [store, counters] in ObjectStoreTier(s3: $0, local: store, counters: counters) }
         let manifests = ManifestService(store: store, tags: tags, counters: counters,
                                         defaultTTLMillis: config.cache.manifestTTL.milliseconds,
-                                        negativeTTLMillis: config.cache.negativeTTL.milliseconds)
+                                        negativeTTLMillis: config.cache.negativeTTL.milliseconds, tier: storeTier)
         let defaultUpstream = ups[config.defaultRegistry.name] ?? RegistryUpstream(config: config.defaultRegistry, upstream: config.upstream, client: client, counters: counters)
-        let blobs = BlobService(store: store, pool: pool, counters: counters)
+        let peers = PeerRing(config.cluster).map { [counters] in PeerFetcher(ring: $0, counters: counters) }
+        let blobs = BlobService(store: store, pool: pool, counters: counters, tier: storeTier, peers: peers)
         self.blobs = blobs
         self.manifests = manifests
         let referrers = ReferrersService(defaultTTLMillis: config.cache.manifestTTL.milliseconds)

@@ -8,6 +8,12 @@ public final class Counters: Sendable {
     public let staleServed = Atomic<Int>(0)
     public let upstreamBlobFetches = Atomic<Int>(0)
     public let coalescedFollowers = Atomic<Int>(0)
+    /// Blobs the object store (second tier) served into the local tier.
+    public let storeTierHits = Atomic<Int>(0)
+    /// Blobs streamed from the node that owns their digest ([cluster]).
+    public let peerFetches = Atomic<Int>(0)
+    /// Blobs this node copied into the object store.
+    public let storeTierWrites = Atomic<Int>(0)
     public let corruptBlobsRemoved = Atomic<Int>(0)
 
     let upstreamRequests = LabeledCounter("anchorage_upstream_requests_total", "Requests to upstreams by outcome class.", labels: ["upstream", "outcome"])

@@ -10,11 +10,25 @@ final class BlobService: Sendable {
     /// Where leaders run their fetches.
     let fetchThreads = ParkedThreads(keep: 1, idleSeconds: 60, name: "anchorage-fetch")
     let counters: Counters
+    /// The object store shared with other nodes, asked before the upstream.
+    let tier: ObjectStoreTier?
+    /// The cluster's other nodes: a blob another node owns is streamed from it.
+    let peers: PeerFetcher?
 
-    init(store: FileBlobStore, pool: WorkerPool, counters: Counters) {
+    init(store: FileBlobStore, pool: WorkerPool, counters: Counters, tier: ObjectStoreTier? = nil, peers: PeerFetcher? = nil) {
         self.store = store
         self.pool = pool
         self.counters = counters
+        self.tier = tier
+        self.peers = peers
+    }
+
+    /// How to ask the digest's owner node for a blob: the registry path on
+    /// it and the client's credentials. Nil for a request that came from a
+    /// peer (never forwarded again) or outside a cluster.
+    struct PeerRoute: Sendable {
+        let path: String
+        let headers: [String]
     }
 
     static func headers(_ d: Digest) -> HTTPHeaders {
@@ -41,17 +55,23 @@ final class BlobService: Sendable {
         return HTTPResponse(status: .ok, headers: h, body: HTTPBody(blob), cacheStatus: .hit)
     }
 
-    func serve(_ upstream: RegistryUpstream, _ name: RepositoryName, _ d: Digest, method: HTTPMethod, _ responder: HTTPResponder) {
+    func serve(_ upstream: RegistryUpstream, _ name: RepositoryName, _ d: Digest, method: HTTPMethod, _ request: HTTPRequest? = nil, _ responder: HTTPResponder) {
         if serveCached(d, responder) { return }
         if method == .head {
-            pool.submit(key: upstream.name) { [self] in responder.respond(headFromUpstream(upstream, name, d)) }
+            pool.submit(key: upstream.name) { [self] in responder.respond(headFromStore(d) ?? headFromUpstream(upstream, name, d)) }
             return
         }
-        if let refusal = upstream.breaker.refusal, !inFlightHas(d) {
+        // The store or the owner node may have what the upstream cannot give now.
+        if tier == nil, peers == nil, let refusal = upstream.breaker.refusal, !inFlightHas(d) {
             return responder.respond(RegistryError.upstream(refusal, unknown: .blobUnknown, upstream: upstream.name).response)
         }
         let path = "\(name.value)/blobs/\(d)"
-        serveOrFetch(d, source: upstream.name, headers: BlobService.headers(d), responder,
+        var peer: PeerRoute?
+        if peers != nil, let request, request.headers[PeerFetcher.header] == nil {
+            peer = PeerRoute(path: "/v2/\(path)?ns=\(urlQueryEscape(upstream.name))",
+                             headers: request.headers["Authorization"].map { ["Authorization: \($0)"] } ?? [])
+        }
+        serveOrFetch(d, source: upstream.name, headers: BlobService.headers(d), responder, peer: peer,
                      error: { RegistryError.upstream($0, unknown: .blobUnknown, upstream: upstream.name).response },
                      fetch: { shared in upstream.request("GET", path: path, repository: name, accept: nil, sink: shared) })
     }
@@ -60,7 +80,7 @@ final class BlobService: Sendable {
     /// chart archives): a hit is served from the store; otherwise exactly one
     /// `fetch` runs on a thread of its own while every asking client follows
     /// the shared fetch, verified before its tail is released.
-    func serveOrFetch(_ d: Digest, source: String, headers: HTTPHeaders, _ responder: HTTPResponder,
+    func serveOrFetch(_ d: Digest, source: String, headers: HTTPHeaders, _ responder: HTTPResponder, peer: PeerRoute? = nil,
                       error: @escaping @Sendable (UpstreamError) -> HTTPResponse,
                       fetch: @escaping @Sendable (SharedFetch) -> Result<ResponseHead, UpstreamError>) {
         switch join(d, source: source) {
@@ -74,9 +94,8 @@ final class BlobService: Sendable {
             counters.coalescedFollowers.add(1, ordering: .relaxed)
             respondWhenHeadKnown(shared, headers, responder, cache: .coalesced, error: error)
         case .lead(let shared):
-            counters.upstreamBlobFetches.add(1, ordering: .relaxed)
-            fetchThreads.submit { [inFlight] in
-                let result = fetch(shared)
+            fetchThreads.submit { [inFlight, self] in
+                let result = fetchThroughTiers(d, shared, peer: peer, fetch)
                 shared.finish(result)
                 inFlight.remove(d, source: source)
                 if case .failure(let e) = result {
@@ -118,8 +137,7 @@ final class BlobService: Sendable {
                 done.signal()
             }
         case .lead(let shared):
-            counters.upstreamBlobFetches.add(1, ordering: .relaxed)
-            let result = fetch(shared)
+            let result = fetchThroughTiers(d, shared, peer: nil, fetch)
             shared.finish(result)
             inFlight.remove(d, source: source)
             shared.whenFinished { e in
@@ -131,6 +149,22 @@ final class BlobService: Sendable {
         done.wait()
         if let e = outcome.withLock({ $0 }) { return .failure(e) }
         return .success(transferred)
+    }
+
+    /// A leader's transfer: from the object store when it has `d`, else
+    /// from the cluster node that owns `d`, else `fetch` (the upstream),
+    /// whose verified result is then copied into the store for the others.
+    private func fetchThroughTiers(_ d: Digest, _ shared: SharedFetch, peer: PeerRoute?,
+                                   _ fetch: @Sendable (SharedFetch) -> Result<ResponseHead, UpstreamError>) -> Result<ResponseHead, UpstreamError> {
+        if let tier, case .found(let result) = tier.fetch(d, into: shared) { return result }
+        if let peers, let peer, case .found(let result) = peers.fetch(d, path: peer.path, headers: peer.headers, into: shared) { return result }
+        counters.upstreamBlobFetches.add(1, ordering: .relaxed)
+        let result = fetch(shared)
+        if let tier, case .success(let head) = result, head.status == 200 {
+            // Runs once `finish` verified and committed the blob locally.
+            shared.whenFinished { failure in if failure == nil { tier.copyToStore(d) } }
+        }
+        return result
     }
 
     /// Leads or follows the fetch of `d` (a new `SharedFetch` if none runs).
@@ -162,6 +196,14 @@ final class BlobService: Sendable {
                 responder.respond(error(e))
             }
         }
+    }
+
+    /// HEAD of a blob the object store holds (nil: ask the upstream).
+    private func headFromStore(_ d: Digest) -> HTTPResponse? {
+        guard let size = tier?.size(d) else { return nil }
+        var h = BlobService.headers(d)
+        h.add("X-Anchorage-Cache", "MISS")
+        return HTTPResponse(status: .ok, headers: h, body: .lengthOnly(size), cacheStatus: .miss)
     }
 
     /// HEAD of an uncached blob: ask the upstream, fetch nothing.

@@ -45,8 +45,12 @@ final class ManifestService: Sendable {
     /// milliseconds) would sit on every cold manifest's response path. Serial, so a tag
     /// record never lands before its manifest; `finishWrites` waits for it.
     private let writes = DispatchQueue(label: "anchorage.manifest-writes")
+    /// The object store shared with other nodes: manifests by digest are
+    /// asked there before the upstream, and copied there once kept.
+    let tier: ObjectStoreTier?
 
-    init(store: FileBlobStore, tags: TagIndex, counters: Counters, defaultTTLMillis: Int64, negativeTTLMillis: Int64) {
+    init(store: FileBlobStore, tags: TagIndex, counters: Counters, defaultTTLMillis: Int64, negativeTTLMillis: Int64, tier: ObjectStoreTier? = nil) {
+        self.tier = tier
         self.store = store
         self.tags = tags
         self.counters = counters
@@ -62,6 +66,10 @@ final class ManifestService: Sendable {
         switch ref {
         case .digest(let d):
             if let r = cachedResponse(d, mediaType: nil, cache: .hit) { return r }
+            if let tier, let found = tier.fetchWhole(d, limit: ManifestService.maxManifestBytes) {
+                let outcome = verify(.success(found.head), found.sink, upstream, name, ref: ref, expected: d)
+                if case .verified = outcome { return settle(outcome, upstream, name, tag: nil, accept: accept, stale: nil) }
+            }
             return fetch(upstream, name, ref: ref, expected: d, accept: accept, tag: nil, stale: nil)
         case .tag(let t):
             return byTag(upstream, name, t, accept: accept)
@@ -237,7 +245,9 @@ final class ManifestService: Sendable {
                 tags.remember(upstream: upstream.name, name: name, tag: tag,
                               record: TagRecord(digest: m.digest, mediaType: m.mediaType, checkedAt: CacheIndex.nowMillis()))
             }
-            writes.async { [self] in keep(m, upstream, name, tag: tag) }
+            writes.async { [self] in
+                if keep(m, upstream, name, tag: tag) { tier?.copyToStore(m.digest, contentType: m.mediaType) }
+            }
             return response(body: .bytes(m.body), digest: m.digest, mediaType: m.mediaType, cache: m.digest == cached?.digest ? .revalidated : .miss)
         }
     }

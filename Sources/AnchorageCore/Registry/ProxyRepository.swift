@@ -37,7 +37,7 @@ final class ProxyRepository: Repository {
             // A GET of an upload's status: no upload exists here.
             responder.respond(RegistryError(.blobUploadUnknown, .notFound, "blob upload unknown: this pull-through mirror takes no uploads").response)
         case .blob(let name, let digest):
-            blobs.serve(upstream, name, digest, method: request.method, responder)
+            blobs.serve(upstream, name, digest, method: request.method, request, responder)
         case .manifest(let name, let ref):
             // Digests never revalidate: a cached one needs no worker thread.
             // Nor does a tag within its TTL.

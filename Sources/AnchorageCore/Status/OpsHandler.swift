@@ -42,7 +42,10 @@ final class OpsHandler: Sendable {
             responder.respond(.text(.ok, "ok"))
         case "/readyz":
             let (ready, why) = readiness()
-            responder.respond(.text(ready ? .ok : .serviceUnavailable, ready ? "ready" : "not ready: \(why)"))
+            // A node whose object store is down still serves its local tier
+            // and the upstreams: it stays ready, and says what is missing.
+            let degraded = mirror.storeTier?.problem.map { "; object store \(mirror.config.storage.s3?.endpoint ?? "") down: \($0)" } ?? ""
+            responder.respond(.text(ready ? .ok : .serviceUnavailable, (ready ? "ready" : "not ready: \(why)") + degraded))
         case "/metrics":
             var h = HTTPHeaders()
             h.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -77,6 +80,12 @@ final class OpsHandler: Sendable {
         counter("anchorage_stale_responses_total", "Manifests served stale because the upstream failed.", c.staleServed.load(ordering: .relaxed))
         counter("anchorage_coalesced_followers_total", "Requests that followed an in-flight fetch instead of starting one.", c.coalescedFollowers.load(ordering: .relaxed))
         counter("anchorage_upstream_blob_fetches_total", "Blob and chart archive transfers started upstream.", c.upstreamBlobFetches.load(ordering: .relaxed))
+        if let tier = mirror.storeTier {
+            PrometheusText.gauge(&out, "anchorage_store_up", "1 when the object store's last answer was good, 0 when it is down.", [([:], tier.problem == nil ? 1 : 0)])
+        }
+        counter("anchorage_store_tier_hits_total", "Blobs the object store served into the local tier.", c.storeTierHits.load(ordering: .relaxed))
+        counter("anchorage_peer_fetches_total", "Blobs streamed from the cluster node that owns their digest.", c.peerFetches.load(ordering: .relaxed))
+        counter("anchorage_store_tier_writes_total", "Blobs this node copied into the object store.", c.storeTierWrites.load(ordering: .relaxed))
         counter("anchorage_corrupt_blobs_removed_total", "Cached blobs whose content no longer matched their digest (scrubber).", c.corruptBlobsRemoved.load(ordering: .relaxed))
         counter("anchorage_evictions_total", "Cache entries evicted by LRU.", idx.evictions.load(ordering: .relaxed))
         counter("anchorage_evicted_bytes_total", "Bytes evicted by LRU.", idx.evictedBytes.load(ordering: .relaxed))

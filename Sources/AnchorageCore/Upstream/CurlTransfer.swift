@@ -44,6 +44,40 @@ final class CollectingSink: TransferSink {
     }
 }
 
+/// Passes a 200's head and body to the real sink; any other answer is
+/// kept here (its error document, up to 64 KiB) and never reaches it. For
+/// a source that may not have the object (the object store, a peer node),
+/// tried before the next one with the same sink.
+final class OnlySuccessSink: TransferSink {
+    let inner: TransferSink
+    private(set) var status = 0
+    private(set) var errorBody: [UInt8] = []
+
+    init(_ inner: TransferSink) { self.inner = inner }
+
+    func begin(status: Int, headers: HTTPHeaders) -> Bool {
+        self.status = status
+        return status == 200 ? inner.begin(status: status, headers: headers) : true
+    }
+
+    func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
+        if status == 200 { return inner.write(chunk) }
+        guard errorBody.count + chunk.count <= 64 * 1024 else { return false }
+        errorBody.append(contentsOf: chunk)
+        return true
+    }
+
+    var keepConnection: Bool { status == 200 ? inner.keepConnection : true }
+}
+
+/// A request body read from a file at `offset` (an object-store PUT of a
+/// stored blob): libcurl pulls it with `pread`, so nothing is held in memory.
+struct UploadBody: Sendable {
+    let file: OpenFile
+    let offset: Int64
+    let length: Int64
+}
+
 /// Per-upstream transfer settings.
 struct TransferOptions: Sendable {
     var connectTimeoutMillis = 10_000
@@ -107,14 +141,14 @@ final class CurlClient: Sendable {
 
     /// Performs one request. Success means a final response arrived (any
     /// status); the sink saw its head and body. Failure is a transport error.
-    func perform(method: String, url: String, headers: [String], options: TransferOptions, sink: TransferSink) -> Result<ResponseHead, UpstreamError> {
-        switch performOnce(method: method, url: url, headers: headers, options: options, sink: sink) {
+    func perform(method: String, url: String, headers: [String], options: TransferOptions, body: UploadBody? = nil, sink: TransferSink) -> Result<ResponseHead, UpstreamError> {
+        switch performOnce(method: method, url: url, headers: headers, options: options, body: body, sink: sink) {
         case .refusedReuse:
             // The kept-alive connection held bytes outside any response: it
             // is closed with its handle, and the request goes out once more
             // on a new connection (nothing reached the sink yet).
             Log.warn("upstream connection held unread bytes between responses; closed it", ["url": url])
-            switch performOnce(method: method, url: url, headers: headers, options: options, sink: sink) {
+            switch performOnce(method: method, url: url, headers: headers, options: options, body: body, sink: sink) {
             case .refusedReuse: return .failure(.protocolError("upstream sent bytes outside any response"))
             case .done(let r): return r
             }
@@ -127,12 +161,12 @@ final class CurlClient: Sendable {
         case refusedReuse
     }
 
-    private func performOnce(method: String, url: String, headers: [String], options: TransferOptions, sink: TransferSink) -> Outcome {
+    private func performOnce(method: String, url: String, headers: [String], options: TransferOptions, body: UploadBody?, sink: TransferSink) -> Outcome {
         guard let handle = borrow() else { return .done(.failure(.protocolError("curl_easy_init failed"))) }
         let h = handle.easy
         curl_easy_reset(h)
         anch_guard_reuse(h, handle.sockets)
-        let ctx = TransferContext(sink: sink, handle: h)
+        let ctx = TransferContext(sink: sink, handle: h, body: body)
         let ud = Unmanaged.passUnretained(ctx).toOpaque()
         var list: UnsafeMutablePointer<curl_slist>? = nil
         for line in headers { list = curl_slist_append(list, line) }
@@ -158,6 +192,14 @@ final class CurlClient: Sendable {
         _ = anch_setopt_slist(h, CURLOPT_HTTPHEADER, list)
         if method == "HEAD" {
             _ = anch_setopt_long(h, CURLOPT_NOBODY, 1)
+        } else if let body {
+            _ = anch_setopt_long(h, CURLOPT_UPLOAD, 1)
+            _ = anch_setopt_off(h, CURLOPT_INFILESIZE_LARGE, curl_off_t(body.length))
+            _ = anch_setopt_read(h, curlReadCallback)
+            _ = anch_setopt_ptr(h, CURLOPT_READDATA, ud)
+            if method != "PUT" { _ = anch_setopt_str(h, CURLOPT_CUSTOMREQUEST, method) }
+        } else if method != "GET" {
+            _ = anch_setopt_str(h, CURLOPT_CUSTOMREQUEST, method)
         }
         if !options.tlsVerify {
             _ = anch_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 0)
@@ -218,10 +260,13 @@ private final class TransferContext {
     var begun = false
     var sinkAborted = false
     var errorBuffer = ""
+    let body: UploadBody?
+    var sent: Int64 = 0
 
-    init(sink: TransferSink, handle: UnsafeMutableRawPointer) {
+    init(sink: TransferSink, handle: UnsafeMutableRawPointer, body: UploadBody?) {
         self.sink = sink
         self.handle = handle
+        self.body = body
     }
 
     func beginIfNeeded() -> Bool {
@@ -263,4 +308,25 @@ private let curlWriteCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int
         return 0
     }
     return n
+}
+
+private let curlReadCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = { ptr, size, count, ud in
+    guard let ptr, let ud else { return Int(CURL_READFUNC_ABORT) }
+    let ctx = Unmanaged<TransferContext>.fromOpaque(ud).takeUnretainedValue()
+    guard let body = ctx.body else { return 0 }
+    let want = Int(min(Int64(size * count), body.length - ctx.sent))
+    guard want > 0 else { return 0 }
+    while true {
+        switch body.file.read(at: body.offset + ctx.sent, into: UnsafeMutableRawBufferPointer(start: ptr, count: want)) {
+        case .done(let n):
+            ctx.sent += Int64(n)
+            return n
+        case .interrupted, .wouldBlock:
+            continue
+        case .failed:
+            // The file ended early or could not be read: a short body must not
+            // be stored under a name that promises the whole.
+            return Int(CURL_READFUNC_ABORT)
+        }
+    }
 }

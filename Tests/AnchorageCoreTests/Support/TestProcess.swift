@@ -163,10 +163,10 @@ final class AnchorageServer {
     var log: String { proc.log }
 
     /// `extraConfig` is appended after a [server] section listening on 127.0.0.1:0.
-    init(_ test: XCTestCase, serverKeys: String = "", cacheKeys: String = "", config extraConfig: String = "", dir: TempDir? = nil) throws {
+    init(_ test: XCTestCase, listen: String = "127.0.0.1:0", serverKeys: String = "", cacheKeys: String = "", config extraConfig: String = "", dir: TempDir? = nil) throws {
         let d = dir ?? TempDir(test)
         self.dir = d
-        let conf = d.write("mirror.conf", "[server]\nlisten = 127.0.0.1:0\nworkers = 2\n\(serverKeys)\n[cache]\npath = \(d.path)/cache\n\(cacheKeys)\n\(extraConfig)\n")
+        let conf = d.write("mirror.conf", "[server]\nlisten = \(listen)\nworkers = 2\n\(serverKeys)\n[cache]\npath = \(d.path)/cache\n\(cacheKeys)\n\(extraConfig)\n")
         proc = try BackgroundProcess(test, [try anchorageBinary(), "serve", "--config", conf], logPath: d.file("anchorage.log"), cwd: d.path)
         guard proc.waitForLog("msg=listening addr=127.0.0.1:", timeout: 30),
               let range = proc.log.range(of: #"addr=127\.0\.0\.1:(\d+)"#, options: .regularExpression) else {

@@ -1,0 +1,150 @@
+import Foundation
+import XCTest
+
+/// Several nodes sharing a real S3-compatible store (SeaweedFS) as the
+/// second tier behind each node's disk, against a real docker-registry
+/// upstream: what one node fetched, the others serve from the store.
+final class ObjectStoreTierTests: XCTestCase {
+    private func node(_ up: UpstreamRegistry, _ store: SeaweedStore, bucket: String, prefix: String = "") throws -> AnchorageServer {
+        try AnchorageServer(self, config: "[registry \"upstream.test\"]\nurl = \(up.url)\ndefault = true\n\(store.storageSection(bucket: bucket, prefix: prefix))")
+    }
+
+    /// The image's layer digests (from the upstream's manifest).
+    private func layers(_ up: UpstreamRegistry, _ name: String, _ tag: String) throws -> [String] {
+        let raw = try curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(up.url)/v2/\(name)/manifests/\(tag)"]).stdout
+        let m = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any])
+        return try XCTUnwrap(m["layers"] as? [[String: Any]]).compactMap { $0["digest"] as? String }
+    }
+
+    /// GETs a blob through a node; returns (status, sha256 of the body, X-Anchorage-Cache).
+    private func pull(_ node: AnchorageServer, _ name: String, _ digest: String, into dir: TempDir) throws -> (String, String, String) {
+        let file = dir.file("blob-\(UUID().uuidString.prefix(8))")
+        let headers = dir.file("headers-\(UUID().uuidString.prefix(8))")
+        let r = try curl(["-o", file, "-D", headers, "-w", "%{http_code}", "\(node.base)/v2/\(name)/blobs/\(digest)"])
+        let cache = ((try? String(contentsOfFile: headers, encoding: .utf8)) ?? "").split(separator: "\r\n")
+            .first { $0.lowercased().hasPrefix("x-anchorage-cache:") }.map { String($0.split(separator: " ").last ?? "") } ?? ""
+        let sum = r.stdout == "200" ? try sha256File(file) : ""
+        return (r.stdout, sum, cache)
+    }
+
+    private func metric(_ node: AnchorageServer, _ name: String) -> Int? {
+        guard let text = try? curl(["\(node.base)/metrics"]).stdout else { return nil }
+        return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Int($0.split(separator: " ")[1]) }
+    }
+
+    func testWhatOneNodeFetchedTheOthersServeFromTheStoreEvenWithTheUpstreamDown() throws {
+        let store = try SeaweedStore(self)
+        defer { store.stop() }
+        try store.createBucket("shared")
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 2, layerSize: 3_000_000)
+        let digests = try layers(up, "team/app", "v1")
+        let manifest = try XCTUnwrap(try curl(["-I", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(up.url)/v2/team/app/manifests/v1"]).stdout
+            .split(separator: "\r\n").first { $0.lowercased().hasPrefix("docker-content-digest:") }?.split(separator: " ").last.map(String.init))
+        let a = try node(up, store, bucket: "shared", prefix: "site1")
+        let b = try node(up, store, bucket: "shared", prefix: "site1")
+        let c = try node(up, store, bucket: "shared", prefix: "site1")
+        let out = TempDir(self, "pulls")
+
+        // Node A pulls the image by tag with skopeo, from the upstream.
+        let viaA = out.file("a")
+        let pulled = try runCommand(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://127.0.0.1:\(a.port)/team/app:v1", "dir:\(viaA)"], timeout: 300)
+        XCTAssertEqual(pulled.status, 0, pulled.stderr)
+        for d in digests { XCTAssertEqual(up.blobGets(d), 1) }
+        // A copies each verified blob and the manifest into the store under its digest.
+        for d in digests + [manifest] {
+            let key = "site1/blobs/sha256/\(d.dropFirst(7))"
+            XCTAssertTrue(eventually("\(key) stored") { store.headStatus("shared", key) == "200" }, "never stored: \(key)\n\(a.log.suffix(2000))")
+        }
+        // Node B: the same bytes, from the store; the upstream is not asked.
+        for d in digests {
+            let (status, sum, cache) = try pull(b, "team/app", d, into: out)
+            XCTAssertEqual(status, "200")
+            XCTAssertEqual(sum, d)
+            XCTAssertEqual(cache, "MISS", "a miss of B's own disk")
+            XCTAssertEqual(up.blobGets(d), 1, "node B went to the upstream for \(d)")
+        }
+        XCTAssertEqual(metric(b, "anchorage_store_tier_hits_total"), digests.count)
+        XCTAssertEqual(metric(b, "anchorage_upstream_blob_fetches_total"), 0)
+        // Another node's copy is never overwritten: If-None-Match: * answers
+        // 412 for what A stored, and B counts no write of its own.
+        XCTAssertEqual(metric(b, "anchorage_store_tier_writes_total"), 0)
+
+        // Node C, with an empty disk and the upstream stopped, serves the
+        // whole image by digest (manifest, config and layers) with skopeo.
+        up.stop()
+        let viaC = out.file("c")
+        let fromStore = try runCommand(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://127.0.0.1:\(c.port)/team/app@\(manifest)", "dir:\(viaC)"], timeout: 300)
+        XCTAssertEqual(fromStore.status, 0, fromStore.stderr + c.log.suffix(2000))
+        XCTAssertEqual(try runCommand(["diff", "-r", viaA, viaC]).status, 0, "the copy through C differs from A's")
+        XCTAssertFalse(up.log.contains("\"GET /v2/team/app/manifests/sha256:"), "a manifest by digest went to the upstream")
+    }
+
+    func testAStoreThatGoesDownLeavesHitsAndMissesServedAndIsUsedAgainWhenBack() throws {
+        let store = try SeaweedStore(self)
+        defer { store.stop() }
+        try store.createBucket("tier")
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/one", tag: "v1", layers: 1, layerSize: 2_000_000)
+        try up.push(name: "team/two", tag: "v1", layers: 1, layerSize: 2_000_000)
+        try up.push(name: "team/three", tag: "v1", layers: 1, layerSize: 2_000_000)
+        let one = try layers(up, "team/one", "v1")[0], two = try layers(up, "team/two", "v1")[0], three = try layers(up, "team/three", "v1")[0]
+        let a = try node(up, store, bucket: "tier")
+        let out = TempDir(self, "pulls")
+        XCTAssertEqual(try pull(a, "team/one", one, into: out).1, one)
+        XCTAssertTrue(eventually("first blob stored") { metric(a, "anchorage_store_tier_writes_total") == 1 })
+
+        store.stop()
+        // A hit from the local tier.
+        let hit = try pull(a, "team/one", one, into: out)
+        XCTAssertEqual(hit.1, one)
+        XCTAssertEqual(hit.2, "HIT")
+        // A miss: the store cannot be asked, the upstream serves it.
+        let miss = try pull(a, "team/two", two, into: out)
+        XCTAssertEqual(miss.0, "200", a.log.suffix(2000).description)
+        XCTAssertEqual(miss.1, two)
+        let ready = try curl(["-w", "\n%{http_code}", "\(a.base)/readyz"]).stdout
+        XCTAssertTrue(ready.hasSuffix("\n200"), "a node with its local tier and upstream is still ready: \(ready)")
+        XCTAssertTrue(ready.contains("object store \(store.endpoint) down"), ready)
+        XCTAssertEqual(metric(a, "anchorage_store_up"), 0)
+
+        // Back: the node sees it without a restart and copies new blobs again.
+        try store.start()
+        XCTAssertTrue(eventually("store seen again") { metric(a, "anchorage_store_up") == 1 }, a.log.suffix(2000).description)
+        let ready2 = try curl(["\(a.base)/readyz"]).stdout
+        XCTAssertFalse(ready2.contains("down"), ready2)
+        XCTAssertEqual(try pull(a, "team/three", three, into: out).1, three)
+        XCTAssertTrue(eventually("third blob stored") { store.headStatus("tier", "blobs/sha256/\(three.dropFirst(7))") == "200" })
+    }
+
+    func testWrongCredentialsOrAMissingBucketStopStartUpNamingTheCause() throws {
+        let store = try SeaweedStore(self)
+        defer { store.stop() }
+        try store.createBucket("exists")
+        let up = try UpstreamRegistry(self)
+        let dir = TempDir(self, "bad-store")
+        func start(_ storage: String) throws -> RunResult {
+            let conf = dir.write("mirror-\(UUID().uuidString.prefix(6)).conf", """
+            [server]
+            listen = 127.0.0.1:0
+            [cache]
+            path = \(dir.path)/cache
+            [registry "upstream.test"]
+            url = \(up.url)
+            \(storage)
+            """)
+            return try runCommand([try anchorageBinary(), "serve", "--config", conf], timeout: 60)
+        }
+        let wrongSecret = try start(store.storageSection(bucket: "exists", secret: "not-the-secret"))
+        XCTAssertEqual(wrongSecret.status, 1)
+        XCTAssertTrue((wrongSecret.stdout + wrongSecret.stderr).contains("SignatureDoesNotMatch"), wrongSecret.stdout + wrongSecret.stderr)
+        let noBucket = try start(store.storageSection(bucket: "missing"))
+        XCTAssertEqual(noBucket.status, 1)
+        XCTAssertTrue((noBucket.stdout + noBucket.stderr).contains("NoSuchBucket"), noBucket.stdout + noBucket.stderr)
+        // A store that does not answer is no reason to refuse serving: the node starts.
+        store.stop()
+        let n = try AnchorageServer(self, config: "[registry \"upstream.test\"]\nurl = \(up.url)\n\(store.storageSection(bucket: "exists"))")
+        XCTAssertTrue(n.log.contains("object store not reachable at start-up"), n.log)
+        n.stop()
+    }
+}
