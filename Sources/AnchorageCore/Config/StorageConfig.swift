@@ -19,6 +19,9 @@ public struct StorageConfig: Sendable {
         public var secretKey: String
         public var caFile: String?
         public var tlsVerify: Bool
+        /// Blob GETs the bucket can answer are redirected to it (307 to a
+        /// presigned URL) instead of passing through this node.
+        public var redirect = false
     }
 
     public var backend: Backend
@@ -35,6 +38,7 @@ public struct StorageConfig: Sendable {
         ConfigKey("secret_key_file", .path, help: "s3: file holding the secret access key (default: $AWS_SECRET_ACCESS_KEY)"),
         ConfigKey("ca_file", .path, help: "s3: CA bundle for the store's TLS certificate"),
         ConfigKey("tls_verify", .bool, default: "true", help: "s3: verify the store's TLS certificate"),
+        ConfigKey("redirect", .oneOf(["off", "presigned"]), default: "off", help: "s3: presigned: a blob missing from this node's disk but in the bucket is answered with a 307 to a presigned bucket URL (clients must reach the store)"),
     ])
 
     static let local = StorageConfig(backend: .local, s3: nil)
@@ -58,7 +62,8 @@ public struct StorageConfig: Sendable {
         let secretKey = try StorageConfig.credential(r, key: "secret_key_file", env: "AWS_SECRET_ACCESS_KEY", environment)
         s3 = S3(endpoint: endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint, bucket: bucket, region: r.string("region") ?? "us-east-1",
                 prefix: prefix, addressing: Addressing(rawValue: r.string("addressing") ?? "path") ?? .path,
-                accessKey: accessKey, secretKey: secretKey, caFile: r.string("ca_file"), tlsVerify: r.bool("tls_verify"))
+                accessKey: accessKey, secretKey: secretKey, caFile: r.string("ca_file"), tlsVerify: r.bool("tls_verify"),
+                redirect: r.string("redirect") == "presigned")
     }
 
     /// From the file the key names, else from the environment variable.
@@ -80,6 +85,6 @@ public struct StorageConfig: Sendable {
     func render() -> [(String, String)] {
         guard let s3 else { return [("backend", "local")] }
         return [("backend", "s3"), ("endpoint", s3.endpoint), ("bucket", s3.bucket), ("region", s3.region), ("prefix", s3.prefix),
-                ("addressing", s3.addressing.rawValue), ("tls_verify", s3.tlsVerify ? "true" : "false")] + (s3.caFile.map { [("ca_file", $0)] } ?? [])
+                ("addressing", s3.addressing.rawValue), ("tls_verify", s3.tlsVerify ? "true" : "false"), ("redirect", s3.redirect ? "presigned" : "off")] + (s3.caFile.map { [("ca_file", $0)] } ?? [])
     }
 }

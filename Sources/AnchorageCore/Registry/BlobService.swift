@@ -61,6 +61,26 @@ final class BlobService: Sendable {
             pool.submit(key: upstream.name) { [self] in responder.respond(headFromStore(d) ?? headFromUpstream(upstream, name, d)) }
             return
         }
+        if let tier, tier.s3.config.redirect {
+            // The bucket answers the client itself when it has the blob.
+            pool.submit(key: upstream.name) { [self] in
+                if let url = tier.redirectURL(d) { return responder.respond(BlobService.redirect(d, to: url)) }
+                fetchMiss(upstream, name, d, request, responder)
+            }
+            return
+        }
+        fetchMiss(upstream, name, d, request, responder)
+    }
+
+    static func redirect(_ d: Digest, to url: String) -> HTTPResponse {
+        var h = HTTPHeaders()
+        h.add("Location", url)
+        h.add("Docker-Content-Digest", d.description)
+        h.add("Docker-Distribution-API-Version", "registry/2.0")
+        return HTTPResponse(status: .movedTemporarily, headers: h, body: .empty)
+    }
+
+    private func fetchMiss(_ upstream: RegistryUpstream, _ name: RepositoryName, _ d: Digest, _ request: HTTPRequest?, _ responder: HTTPResponder) {
         // The store or the owner node may have what the upstream cannot give now.
         if tier == nil, peers == nil, let refusal = upstream.breaker.refusal, !inFlightHas(d) {
             return responder.respond(RegistryError.upstream(refusal, unknown: .blobUnknown, upstream: upstream.name).response)

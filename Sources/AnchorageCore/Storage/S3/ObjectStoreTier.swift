@@ -112,6 +112,15 @@ final class ObjectStoreTier: Sendable {
         }
     }
 
+    /// Where a client can fetch `d` from the bucket itself: a presigned URL
+    /// valid for `redirectSeconds`, when `redirect = presigned` and the
+    /// bucket has it.
+    func redirectURL(_ d: Digest) -> String? {
+        guard s3.config.redirect, size(d) != nil else { return nil }
+        return s3.presignedURL(ObjectStoreTier.blobKey(d), expires: ObjectStoreTier.redirectSeconds)
+    }
+    static let redirectSeconds = 20 * 60
+
     /// A small object (a manifest) read whole, with the head it came with;
     /// nil when the store does not have it (or cannot be asked). The
     /// caller verifies it.
