@@ -44,6 +44,38 @@ final class DeploymentTests: XCTestCase {
         XCTAssertTrue(check.stdout.contains("[charts \"bitnami\"]"), check.stdout)
     }
 
+    /// replicas > 1: a StatefulSet whose pods share the object store and
+    /// list each other as [cluster] peers; each pod's own URL comes from
+    /// its environment, and the rendered config is one the binary accepts
+    /// for every pod. Without an object store the chart refuses to render.
+    func testHelmChartMultiReplicaModeRendersAClusterConfig() throws {
+        let helm = try Helm(self)
+        let chart = "\(repoRoot)/contrib/helm/anchorage"
+        let refused = try helm.run(["template", "demo", chart, "--set", "replicas=3"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("replicas > 1 needs objectStore.enabled"), refused.stderr)
+        let tpl = try helm.run(["template", "demo", chart, "--namespace", "mirrors", "--set",
+                                "replicas=3,objectStore.enabled=true,objectStore.endpoint=http://store.example:8333,objectStore.bucket=images,objectStore.credentialsSecret=s3"])
+        XCTAssertEqual(tpl.status, 0, tpl.stderr)
+        for want in ["kind: StatefulSet", "replicas: 3", "clusterIP: None", "volumeClaimTemplates:", "ANCHORAGE_CLUSTER_SELF", "secretRef: {name: s3}"] {
+            XCTAssertTrue(tpl.stdout.contains(want), want)
+        }
+        XCTAssertFalse(tpl.stdout.contains("kind: Deployment"))
+        let dir = TempDir(self)
+        let conf = dir.write("cluster.conf", embeddedConfig(tpl.stdout))
+        for pod in 0..<3 {
+            let me = "http://demo-anchorage-\(pod).demo-anchorage-nodes.mirrors.svc:5000"
+            let check = try runCommand([try anchorageBinary(), "check-config", "--config", conf],
+                                       env: ["ANCHORAGE_CLUSTER_SELF": me, "AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK"])
+            XCTAssertEqual(check.status, 0, check.stderr + "\n" + embeddedConfig(tpl.stdout))
+            XCTAssertTrue(check.stdout.contains("self = \(me)") && check.stdout.contains("bucket = images"), check.stdout)
+        }
+        let manifest = try String(contentsOfFile: "\(repoRoot)/contrib/kubernetes/anchorage-cluster.yaml", encoding: .utf8)
+        let check = try runCommand([try anchorageBinary(), "check-config", "--config", dir.write("k8s-cluster.conf", embeddedConfig(manifest))],
+                                   env: ["ANCHORAGE_CLUSTER_SELF": "http://anchorage-anchorage-1.anchorage-anchorage-nodes.anchorage.svc:5000", "AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK"])
+        XCTAssertEqual(check.status, 0, check.stderr)
+    }
+
     func testKubernetesManifestCarriesAValidConfig() throws {
         let yaml = try String(contentsOfFile: "\(repoRoot)/contrib/kubernetes/anchorage.yaml", encoding: .utf8)
         let dir = TempDir(self)
