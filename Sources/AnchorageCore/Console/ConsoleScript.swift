@@ -31,10 +31,15 @@ async function api(method, path, body) {
   const headers = {"X-Anchorage-Console": "1"};
   if (method !== "GET" && session.csrf) headers["X-CSRF-Token"] = session.csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  const sentWith = session;
   const r = await fetch("/api/" + path, {method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body)});
   let data = null;
   try { data = await r.json(); } catch (e) { data = {error: "unreadable answer (" + r.status + ")"}; }
-  if (r.status === 401 && path !== "session") { showSignIn(() => route()); throw new Error("sign in first"); }
+  if (r.status === 401 && path !== "session") {
+    // A request sent before a sign-in that finished meanwhile: not a reason to ask again.
+    if (session === sentWith) showSignIn(() => route());
+    throw new Error("sign in first");
+  }
   if (!r.ok) throw new Error((data && (data.error || (data.errors && data.errors[0] && data.errors[0].message))) || ("HTTP " + r.status));
   return data;
 }
@@ -95,7 +100,11 @@ function route() {
   const name = path.replace(/^\//, "") || "overview";
   document.querySelectorAll("nav a").forEach(a => a.classList.toggle("active", a.dataset.nav === (name === "repository" || name === "image" ? "repositories" : name === "chart" ? "charts" : name)));
   const view = views[name] || views.overview;
-  const main = $("view");
+  // Each route draws into a box of its own: a view still waiting for an
+  // answer when the route changes (or the user signs in) draws into a box
+  // that is no longer on the page.
+  const main = el("div");
+  $("view").replaceChildren(main);
   window.scrollTo(0, 0);
   Promise.resolve(view(params, main)).catch(e => { main.replaceChildren(el("p", {class: "bad"}, e.message)); });
 }

@@ -8,14 +8,7 @@ final class Helm {
     let home: TempDir
 
     init(_ test: XCTestCase) throws {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<4 { url.deleteLastPathComponent() }
-        let fallback = url.appendingPathComponent(".build-tools/helm").path
-        let b = ProcessInfo.processInfo.environment["ANCHORAGE_HELM"] ?? fallback
-        guard FileManager.default.isExecutableFile(atPath: b) else {
-            throw NSError(domain: "helm", code: 1, userInfo: [NSLocalizedDescriptionKey: "helm not installed at \(b); run scripts/test"])
-        }
-        binary = b
+        binary = try checkoutProgram(env: "ANCHORAGE_HELM", ".build-tools/helm", name: "helm")
         home = TempDir(test, "helm")
     }
 

@@ -24,14 +24,7 @@ final class SeaweedStore {
     }
 
     static func binary() throws -> String {
-        if let p = ProcessInfo.processInfo.environment["ANCHORAGE_WEED"], FileManager.default.isExecutableFile(atPath: p) { return p }
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<4 { url.deleteLastPathComponent() }
-        let p = url.appendingPathComponent(".build-tools/weed").path
-        guard FileManager.default.isExecutableFile(atPath: p) else {
-            throw NSError(domain: "seaweed", code: 1, userInfo: [NSLocalizedDescriptionKey: "SeaweedFS not installed at \(p); run scripts/test"])
-        }
-        return p
+        try checkoutProgram(env: "ANCHORAGE_WEED", ".build-tools/weed", name: "SeaweedFS (weed)")
     }
 
     /// Starts (or restarts, on the same data) and waits until S3 answers.

@@ -139,19 +139,25 @@ final class BackgroundProcess {
     }
 }
 
-/// The `anchorage` binary under test: $ANCHORAGE_BIN, else the debug build
-/// next to the sources. A missing binary fails the test (never a skip).
-func anchorageBinary() throws -> String {
-    if let p = ProcessInfo.processInfo.environment["ANCHORAGE_BIN"], FileManager.default.isExecutableFile(atPath: p) {
+/// A program the tests run: the path in environment variable `env` (set by
+/// scripts/test), else `relativePath` in the checkout. A missing one fails
+/// the test (never a skip).
+func checkoutProgram(env: String, _ relativePath: String, name: String) throws -> String {
+    if let p = ProcessInfo.processInfo.environment[env], FileManager.default.isExecutableFile(atPath: p) {
         return p
     }
     var url = URL(fileURLWithPath: #filePath)
     for _ in 0..<4 { url.deleteLastPathComponent() }
-    let p = url.appendingPathComponent(".build/debug/anchorage").path
+    let p = url.appendingPathComponent(relativePath).path
     guard FileManager.default.isExecutableFile(atPath: p) else {
-        throw NSError(domain: "anchorage", code: 1, userInfo: [NSLocalizedDescriptionKey: "anchorage binary not built at \(p); run scripts/test"])
+        throw NSError(domain: "anchorage", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(name) not found at \(p) ($\(env) unset); run scripts/test"])
     }
     return p
+}
+
+/// The `anchorage` binary under test: $ANCHORAGE_BIN, else the debug build.
+func anchorageBinary() throws -> String {
+    try checkoutProgram(env: "ANCHORAGE_BIN", ".build/debug/anchorage", name: "the anchorage binary")
 }
 
 /// A running `anchorage serve` on a free loopback port.
