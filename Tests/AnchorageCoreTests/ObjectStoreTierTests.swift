@@ -216,4 +216,33 @@ final class ObjectStoreTierTests: XCTestCase {
         let (status, sum, cache) = try pull(r, "team/other", other, into: out)
         XCTAssertEqual([status, sum, cache], ["200", other, "MISS"])
     }
+
+    /// An object whose bytes do not hash to its name (damaged in the store,
+    /// or written there by something else) never reaches a client whole: the
+    /// transfer is cut off, the object deleted, and the next request is
+    /// served from the upstream.
+    func testAnObjectThatDoesNotMatchItsDigestIsNeverServedAndIsRemoved() throws {
+        let store = try SeaweedStore(self)
+        defer { store.stop() }
+        try store.createBucket("damaged")
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 1, layerSize: 2_000_000)
+        let blob = try layers(up, "team/app", "v1")[0]
+        let key = "blobs/sha256/\(blob.dropFirst(7))"
+        let dir = TempDir(self, "damaged")
+        let wrong = dir.file("wrong")
+        FileManager.default.createFile(atPath: wrong, contents: Data(repeating: 7, count: 2_000_000))
+        XCTAssertEqual(try store.s3(["-X", "PUT", "--data-binary", "@\(wrong)", "-o", "/dev/null", "-w", "%{http_code}", "\(store.endpoint)/damaged/\(key)"]).stdout, "200")
+
+        let n = try node(up, store, bucket: "damaged")
+        let first = try curl(["-o", dir.file("first"), "-w", "%{http_code}", "\(n.base)/v2/team/app/blobs/\(blob)"])
+        let got = (try? FileManager.default.attributesOfItem(atPath: dir.file("first"))[.size] as? Int) ?? 0
+        XCTAssertTrue(first.status != 0 || got < 2_000_000, "a body that does not match its digest reached the client whole")
+        XCTAssertTrue(eventually("the damaged object is deleted") { store.headStatus("damaged", key) == "404" }, n.log.suffix(2000).description)
+        XCTAssertEqual(up.blobGets(blob), 0)
+        let (status, sum, _) = try pull(n, "team/app", blob, into: dir)
+        XCTAssertEqual([status, sum], ["200", blob])
+        XCTAssertEqual(up.blobGets(blob), 1)
+        XCTAssertTrue(n.log.contains("object store held bytes that do not match their digest"), n.log)
+    }
 }

@@ -176,7 +176,12 @@ final class BlobService: Sendable {
     /// whose verified result is then copied into the store for the others.
     private func fetchThroughTiers(_ d: Digest, _ shared: SharedFetch, peer: PeerRoute?,
                                    _ fetch: @Sendable (SharedFetch) -> Result<ResponseHead, UpstreamError>) -> Result<ResponseHead, UpstreamError> {
-        if let tier, case .found(let result) = tier.fetch(d, into: shared) { return result }
+        if let tier, case .found(let result) = tier.fetch(d, into: shared) {
+            // An object whose bytes do not hash to its name (damaged in the
+            // store) is removed, so the next request goes to the upstream.
+            shared.whenFinished { failure in if case .digestMismatch? = failure { tier.remove(d) } }
+            return result
+        }
         if let peers, let peer, case .found(let result) = peers.fetch(d, path: peer.path, headers: peer.headers, into: shared) { return result }
         counters.upstreamBlobFetches.add(1, ordering: .relaxed)
         let result = fetch(shared)

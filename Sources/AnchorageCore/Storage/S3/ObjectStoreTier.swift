@@ -170,6 +170,13 @@ final class ObjectStoreTier: Sendable {
         }
     }
 
+    /// Deletes the stored object of `d` (its bytes did not hash to `d`).
+    func remove(_ d: Digest) {
+        let sink = CollectingSink(limit: 64 * 1024)
+        let result = s3.request("DELETE", key: ObjectStoreTier.blobKey(d), sink: sink)
+        Log.error("object store held bytes that do not match their digest: object deleted", ["digest": d.description, "status": "\((try? result.get().status) ?? 0)"])
+    }
+
     /// Waits until every queued copy has been tried (for `sync` and tests).
     func drain() { uploads.sync {} }
 
