@@ -9,6 +9,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+from selenium.common.exceptions import StaleElementReferenceException
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--base", required=True)
@@ -46,8 +47,10 @@ driver.set_script_timeout(60)
 
 
 def wait(cond, what, timeout=90):
+    # A view that refreshes itself (sync progress, every second) replaces its
+    # elements: one found just before is stale, which means "look again".
     try:
-        WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: cond())
+        WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]).until(lambda d: cond())
         return True
     except Exception:
         check(False, "timed out waiting: " + what)
@@ -59,8 +62,11 @@ def css(sel):
 
 
 def text(sel):
-    found = css(sel)
-    return found[0].text if found else None
+    try:
+        found = css(sel)
+        return found[0].text if found else None
+    except StaleElementReferenceException:
+        return None
 
 
 def go(hash_):
