@@ -17,6 +17,12 @@ final class ObjectStoreTierTests: XCTestCase {
         return try XCTUnwrap(m["layers"] as? [[String: Any]]).compactMap { $0["digest"] as? String }
     }
 
+    /// Pushes a one-layer image to the upstream; returns the layer's digest.
+    private func pushLayer(_ up: UpstreamRegistry, _ name: String, size: Int) throws -> String {
+        try up.push(name: name, tag: "v1", layers: 1, layerSize: size)
+        return try layers(up, name, "v1")[0]
+    }
+
     /// GETs a blob through a node; returns (status, sha256 of the body, X-Anchorage-Cache).
     private func pull(_ node: AnchorageServer, _ name: String, _ digest: String, into dir: TempDir) throws -> (String, String, String) {
         let file = dir.file("blob-\(UUID().uuidString.prefix(8))")
@@ -86,10 +92,8 @@ final class ObjectStoreTierTests: XCTestCase {
         defer { store.stop() }
         try store.createBucket("tier")
         let up = try UpstreamRegistry(self)
-        try up.push(name: "team/one", tag: "v1", layers: 1, layerSize: 2_000_000)
-        try up.push(name: "team/two", tag: "v1", layers: 1, layerSize: 2_000_000)
-        try up.push(name: "team/three", tag: "v1", layers: 1, layerSize: 2_000_000)
-        let one = try layers(up, "team/one", "v1")[0], two = try layers(up, "team/two", "v1")[0], three = try layers(up, "team/three", "v1")[0]
+        let one = try pushLayer(up, "team/one", size: 2_000_000), two = try pushLayer(up, "team/two", size: 2_000_000)
+        let three = try pushLayer(up, "team/three", size: 2_000_000)
         let a = try node(up, store, bucket: "tier")
         let out = TempDir(self, "pulls")
         XCTAssertEqual(try pull(a, "team/one", one, into: out).1, one)
@@ -196,9 +200,7 @@ final class ObjectStoreTierTests: XCTestCase {
         defer { store.stop() }
         try store.createBucket("redirect")
         let up = try UpstreamRegistry(self)
-        try up.push(name: "team/app", tag: "v1", layers: 1, layerSize: 1_000_000)
-        try up.push(name: "team/other", tag: "v1", layers: 1, layerSize: 1_000_000)
-        let blob = try layers(up, "team/app", "v1")[0], other = try layers(up, "team/other", "v1")[0]
+        let blob = try pushLayer(up, "team/app", size: 1_000_000), other = try pushLayer(up, "team/other", size: 1_000_000)
         let a = try node(up, store, bucket: "redirect")
         let out = TempDir(self, "pulls")
         XCTAssertEqual(try pull(a, "team/app", blob, into: out).1, blob)
@@ -226,8 +228,7 @@ final class ObjectStoreTierTests: XCTestCase {
         defer { store.stop() }
         try store.createBucket("damaged")
         let up = try UpstreamRegistry(self)
-        try up.push(name: "team/app", tag: "v1", layers: 1, layerSize: 2_000_000)
-        let blob = try layers(up, "team/app", "v1")[0]
+        let blob = try pushLayer(up, "team/app", size: 2_000_000)
         let key = "blobs/sha256/\(blob.dropFirst(7))"
         let dir = TempDir(self, "damaged")
         let wrong = dir.file("wrong")
