@@ -50,7 +50,7 @@ final class Mirror: Sendable {
         let referrers = ReferrersService(defaultTTLMillis: config.cache.manifestTTL.milliseconds)
         self.referrers = referrers
         let proxy = { (u: RegistryUpstream) in ProxyRepository(upstream: u, blobs: blobs, manifests: manifests, referrers: referrers, pool: pool) }
-        hostedStore = HostedStore(cacheRoot: config.cache.path, spaceFrom: index)
+        hostedStore = HostedStore(cacheRoot: config.cache.path, spaceFrom: index, shared: storeTier)
         hosted = config.hosted.map { [hostedStore, uploads] in HostedRepository(config: $0, store: hostedStore, uploads: uploads, pool: pool) }
         var repositories = ups.mapValues { proxy($0) as any Repository }
         for h in hosted { repositories[h.name] = h }

@@ -4,13 +4,17 @@ import Foundation
 /// distribution's `paths.go`, whose link files it follows):
 ///
 ///     <cache>/hosted/blobs/…, meta/…, tmp/…     content by digest (a `CacheLayout` of its own)
-///     <cache>/hosted/repositories/<ns>/<name>/
+///     <cache>/hosted/repositories/<ns>/<name>/  the records (`HostedRecords`)
 ///         _layers/<alg>/<hex>                   a blob pushed to or mounted in this repository
 ///         _manifests/revisions/<alg>/<hex>      a manifest stored in this repository
 ///         _manifests/tags/<tag>                 the digest the tag names (text)
 ///         _referrers/<alg>/<subject hex>/<alg>-<hex>   a manifest whose subject is that digest
 ///     <cache>/hosted/charts/<repo>/<chart>/<version>/
 ///         entry.json, chart.tgz, chart.tgz.prov       an uploaded chart version
+///
+/// With an object store the bucket holds the same tree under `hosted/`
+/// (`hosted/blobs/<alg>/<hex>`, `hosted/repositories/…`) and the local
+/// content is a copy of what the bucket holds.
 ///
 /// Repository name components start with [a-z0-9], so `_layers` and the
 /// others never collide with a name.
@@ -24,14 +28,18 @@ struct HostedLayout: Sendable {
         content = CacheLayout(root: root)
     }
 
+    /// Where `DirectoryRecords` keeps the repository records on one machine.
     var repositoriesDir: String { "\(root)/repositories" }
 
-    func namespace(_ ns: String) -> String { "\(repositoriesDir)/\(ns)" }
+    // Record keys, relative to the records' root (`repositoriesDir`, or
+    // `hosted/repositories/` in the bucket).
 
-    func repository(_ ns: String, _ name: RepositoryName) -> String { "\(repositoriesDir)/\(ns)/\(name.value)" }
+    func repository(_ ns: String, _ name: RepositoryName) -> String { "\(ns)/\(name.value)" }
+
+    func layersDir(_ ns: String, _ name: RepositoryName) -> String { "\(repository(ns, name))/_layers" }
 
     func layer(_ ns: String, _ name: RepositoryName, _ d: Digest) -> String {
-        "\(repository(ns, name))/_layers/\(d.algorithm.rawValue)/\(d.hex)"
+        "\(layersDir(ns, name))/\(d.algorithm.rawValue)/\(d.hex)"
     }
 
     func revisionsDir(_ ns: String, _ name: RepositoryName) -> String { "\(repository(ns, name))/_manifests/revisions" }
@@ -52,6 +60,12 @@ struct HostedLayout: Sendable {
         "\(referrersDir(ns, name, subject: subject))/\(d.algorithm.rawValue)-\(d.hex)"
     }
 
+    /// A hosted blob's key in the bucket (apart from cached blobs, so a
+    /// hosted repository's content is reachable only through its links).
+    static func bucketBlob(_ d: Digest) -> String { "hosted/blobs/\(d.algorithm.rawValue)/\(d.hex)" }
+    static let bucketBlobs = "hosted/blobs/"
+    static let bucketRecords = "hosted/repositories/"
+
     func chartRepository(_ repo: String) -> String { "\(root)/charts/\(repo)" }
 
     /// A chart version's directory; `chart` and `version` are safe components.
@@ -59,12 +73,12 @@ struct HostedLayout: Sendable {
         "\(chartRepository(repo))/\(chart)/\(version)"
     }
 
-    /// The digests named by the files of a `<alg>/<hex>` tree (`_layers`,
+    /// The digests named by a `<alg>/<hex>` tree of records (`_layers`,
     /// `_manifests/revisions`).
-    static func digests(under dir: String) -> [Digest] {
+    static func digests(under dir: String, in records: any HostedRecords) -> [Digest] {
         var out: [Digest] = []
-        for alg in listDirectory(dir) {
-            for hex in listDirectory("\(dir)/\(alg)") {
+        for alg in records.list(dir) {
+            for hex in records.list("\(dir)/\(alg)") {
                 if let d = Digest("\(alg):\(hex)") { out.append(d) }
             }
         }

@@ -27,7 +27,7 @@ struct HostedPublisher {
             let stored = hosted.mutate {
                 hosted.storeManifest(ns, name, bytes, digest: d, mediaType: type, tag: d == top ? tag : nil, subject: subject, pushedBy: "sync")
             }
-            guard stored else { return "cannot store manifest \(d) in \(ns)/\(name.value)" }
+            guard stored == .stored else { return "cannot store manifest \(d) in \(ns)/\(name.value)" }
         }
         return nil
     }

@@ -73,9 +73,22 @@ final class OnlySuccessSink: TransferSink {
 /// A request body read from a file at `offset` (an object-store PUT of a
 /// stored blob): libcurl pulls it with `pread`, so nothing is held in memory.
 struct UploadBody: Sendable {
-    let file: OpenFile
-    let offset: Int64
+    enum Source: Sendable {
+        case file(OpenFile, offset: Int64)
+        case bytes([UInt8])
+    }
+    let source: Source
     let length: Int64
+
+    init(file: OpenFile, offset: Int64, length: Int64) {
+        source = .file(file, offset: offset)
+        self.length = length
+    }
+
+    init(bytes: [UInt8]) {
+        source = .bytes(bytes)
+        length = Int64(bytes.count)
+    }
 }
 
 /// Per-upstream transfer settings.
@@ -316,8 +329,19 @@ private let curlReadCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int,
     guard let body = ctx.body else { return 0 }
     let want = Int(min(Int64(size * count), body.length - ctx.sent))
     guard want > 0 else { return 0 }
+    let (file, offset): (OpenFile, Int64)
+    switch body.source {
+    case .bytes(let bytes):
+        bytes.withUnsafeBytes { all in
+            UnsafeMutableRawBufferPointer(start: ptr, count: want).copyMemory(from: UnsafeRawBufferPointer(rebasing: all[Int(ctx.sent)..<Int(ctx.sent) + want]))
+        }
+        ctx.sent += Int64(want)
+        return want
+    case .file(let f, let o):
+        (file, offset) = (f, o)
+    }
     while true {
-        switch body.file.read(at: body.offset + ctx.sent, into: UnsafeMutableRawBufferPointer(start: ptr, count: want)) {
+        switch file.read(at: offset + ctx.sent, into: UnsafeMutableRawBufferPointer(start: ptr, count: want)) {
         case .done(let n):
             ctx.sent += Int64(n)
             return n

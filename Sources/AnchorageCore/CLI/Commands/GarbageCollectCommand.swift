@@ -10,12 +10,11 @@ extension AnchorageCLI {
         Log.minimumLevel = .warn
         if flags["--hosted"] != nil {
             let dryRun = flags["--dry-run"] != nil
-            let store = HostedStore(cacheRoot: c.cache.path, spaceFrom: nil)
-            let report = HostedCollector(store: store, namespaces: c.hosted).run(dryRun: dryRun)
+            let report = HostedCollector(store: hostedStore(c), namespaces: c.hosted).run(dryRun: dryRun)
             for t in report.tags { print("\(dryRun ? "would delete" : "deleted") tag \(t)") }
             for m in report.manifests { print("\(dryRun ? "would delete" : "deleted") manifest \(m)") }
             print(report.summary(dryRun: dryRun))
-            return 0
+            return report.skipped == nil ? 0 : 1
         }
         guard let target = flags["--to"].flatMap(ByteSize.init(parsing:)) else {
             printErr("anchorage: gc needs --to SIZE (e.g. 10GiB) or --hosted\n\nusage: anchorage gc --to SIZE [--config PATH]\n       anchorage gc --hosted [--dry-run] [--config PATH]")
@@ -28,5 +27,15 @@ extension AnchorageCLI {
         let freed = index.evict(downTo: target.bytes)
         print("evicted \(ByteSize(freed)); cache now \(ByteSize(index.totalBytes)) (was \(ByteSize(before)); pinned \(ByteSize(index.pinnedBytes)))")
         return 0
+    }
+
+    /// The hosted store the configuration describes: with `[storage]
+    /// backend = s3` its records and content are the bucket's.
+    static func hostedStore(_ c: Config) -> HostedStore {
+        let layout = CacheLayout(root: c.cache.path)
+        let tier = c.storage.s3.flatMap(S3Client.init).map {
+            ObjectStoreTier(s3: $0, local: FileBlobStore(layout: layout, index: CacheIndex(layout: layout, maxSize: c.cache.maxSize.bytes)), counters: Counters())
+        }
+        return HostedStore(cacheRoot: c.cache.path, spaceFrom: nil, shared: tier)
     }
 }

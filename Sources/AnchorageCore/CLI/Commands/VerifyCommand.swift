@@ -8,7 +8,7 @@ extension AnchorageCLI {
         case .success(let c):
             let report = Verifier(layout: CacheLayout(root: c.cache.path)).run(repair: flags["--repair"] != nil) { print($0) }
             print("checked \(report.checked) blobs (\(ByteSize(report.bytes))), \(report.bad.count) bad, \(report.removed) removed")
-            let hosted = HostedStore(cacheRoot: c.cache.path, spaceFrom: nil)
+            let hosted = hostedStore(c)
             let own = Verifier(layout: hosted.layout.content).run(repair: flags["--repair"] != nil) { print("hosted: \($0)") }
             let missing = hosted.missingReferences()
             for m in missing { print("MISSING \(m)") }

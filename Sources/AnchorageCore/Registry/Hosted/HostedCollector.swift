@@ -15,6 +15,10 @@ import Foundation
 ///    stored blob neither marked nor younger than the grace period is
 ///    removed. An upload in progress is a temp file, not a stored blob, so
 ///    it is never a candidate.
+///
+/// With an object store, the records and blobs swept are the bucket's, and
+/// one node at a time collects (`CollectionLease`); pushes on other nodes
+/// go on, protected by the grace period as pushes here are.
 struct HostedCollector {
     let store: HostedStore
     let namespaces: [HostedConfig]
@@ -24,15 +28,33 @@ struct HostedCollector {
         var manifests: [String] = []
         var blobs = 0
         var bytes: Int64 = 0
+        /// Why nothing was collected (another node holds the lease).
+        var skipped: String?
 
         func summary(dryRun: Bool) -> String {
+            if let skipped { return "not collected: \(skipped)" }
             let verb = dryRun ? "would remove" : "removed"
             return "\(verb) \(blobs) blobs (\(ByteSize(bytes))), \(manifests.count) manifests, \(tags.count) tags"
         }
     }
 
     func run(dryRun: Bool, now: Int64 = CacheIndex.nowMillis()) -> Report {
+        guard let shared = store.shared else { return collect(dryRun: dryRun, now: now) }
+        let lease = CollectionLease(store: shared)
+        if case .refused(let why) = lease.acquire(now: now) {
+            var report = Report()
+            report.skipped = why
+            return report
+        }
+        defer { lease.release() }
+        return collect(dryRun: dryRun, now: now)
+    }
+
+    private func collect(dryRun: Bool, now: Int64) -> Report {
         var report = Report()
+        // A listing that failed reads as empty: nothing may be removed on
+        // a mark that missed what the store did not answer.
+        let failures = store.shared?.failures
         var gone = Set<String>()   // "ns/name@digest" removed (or, dry, to be)
         for config in namespaces {
             for repo in store.repositories(config.name) {
@@ -72,9 +94,13 @@ struct HostedCollector {
                     }
                 }
             }
+            if let failures, store.shared?.failures != failures {
+                report.skipped = "the object store failed during the collection: \(store.unavailable ?? "a request failed"); nothing removed"
+                return
+            }
             var victims: [(Digest, Int64)] = []
-            store.content.forEach { d, size in
-                guard !marked.contains(d), let written = store.contentTime(d), now - written >= blobGrace else { return }
+            store.forEachStored { d, size, written in
+                guard !marked.contains(d), now - written >= blobGrace else { return }
                 victims.append((d, size))
             }
             for (d, size) in victims {

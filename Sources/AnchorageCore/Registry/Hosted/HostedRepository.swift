@@ -33,15 +33,18 @@ final class HostedRepository: Repository {
 
     func handle(_ route: RegistryRoute, _ request: HTTPRequest, _ responder: HTTPResponder) {
         if !request.method.isRead, let refusal = writeRefusal(request) { return responder.respond(refusal) }
+        // With an object store the pushed content lives there: a write it
+        // cannot take now is refused before any byte is received.
+        if !request.method.isRead, let down = store.unavailable { return responder.respond(HostedRepository.storeDown(down)) }
         switch (route, request.method) {
         case (.base, _):
             responder.respond(RegistryHandler.baseResponse)
         case (.blob(let name, let d), .get), (.blob(let name, let d), .head):
-            responder.respond(blobResponse(name, d))
+            read(responder) { [self] in blobResponse(name, d) }
         case (.blob(let name, let d), .delete):
             pool.submit(key: poolKey) { [self] in
                 responder.respond(store.unlinkLayer(ns, name, d) ? HostedRepository.accepted()
-                    : RegistryError(.blobUnknown, .notFound, "blob unknown to repository", detail: d.description).response)
+                    : notFound(RegistryError(.blobUnknown, .notFound, "blob unknown to repository", detail: d.description)))
             }
         case (.uploads(let name, nil), .post):
             startUpload(name, request, responder)
@@ -62,7 +65,7 @@ final class HostedRepository: Repository {
                 responder.respond(HTTPResponse(status: .noContent, headers: HostedRepository.apiHeaders()))
             }
         case (.manifest(let name, let ref), .get), (.manifest(let name, let ref), .head):
-            responder.respond(manifestResponse(name, ref))
+            read(responder) { [self] in manifestResponse(name, ref) }
         case (.manifest(let name, let ref), .put):
             putManifest(name, ref, request, responder)
         case (.manifest(let name, let ref), .delete):
@@ -76,17 +79,41 @@ final class HostedRepository: Repository {
             let artifactType = request.queryValue("artifactType")
             pool.submit(key: poolKey) { [self] in responder.respond(referrers(name, d, artifactType: artifactType)) }
         case (.tags(let name), .get), (.tags(let name), .head):
-            let tags = store.tags(ns, name)
-            if tags.isEmpty && store.revisions(ns, name).isEmpty {
-                return responder.respond(RegistryError(.nameUnknown, .notFound, "repository name not known to registry", detail: "\(ns)/\(name.value)").response)
+            read(responder) { [self] in
+                let tags = store.tags(ns, name)
+                if tags.isEmpty && store.revisions(ns, name).isEmpty {
+                    return notFound(RegistryError(.nameUnknown, .notFound, "repository name not known to registry", detail: "\(ns)/\(name.value)"))
+                }
+                return TagPage(request).response(fullName(name), tags: tags.map(\.value))
             }
-            responder.respond(TagPage(request).response(fullName(name), tags: tags.map(\.value)))
         default:
             var e = RegistryError(.unsupported, .methodNotAllowed, "\(request.method) is not supported here")
             e.detail = request.path
             e.allow = HostedRepository.allowed(route)
             responder.respond(e.response)
         }
+    }
+
+    /// Runs a read on this thread when the records are local files, on a
+    /// worker when each answer asks the object store.
+    private func read(_ responder: HTTPResponder, _ answer: @escaping @Sendable () -> HTTPResponse) {
+        guard store.shared != nil else { return responder.respond(answer()) }
+        pool.submit(key: poolKey) { responder.respond(answer()) }
+    }
+
+    /// A "not found" that may only mean the object store did not answer.
+    private func notFound(_ e: RegistryError) -> HTTPResponse {
+        store.unavailable.map(HostedRepository.storeDown) ?? e.response
+    }
+
+    /// A failed write: 503 when the object store is down, else 507 (the disk).
+    private func storageFailure(_ what: String) -> HTTPResponse {
+        store.unavailable.map(HostedRepository.storeDown)
+            ?? RegistryError(.unknown, .insufficientStorage, "\(what) (see the log)").response
+    }
+
+    static func storeDown(_ why: String) -> HTTPResponse {
+        RegistryError(.unavailable, .serviceUnavailable, "the object store holding hosted content is unavailable: \(why)").response
     }
 
     /// What each resource takes, for a 405's `Allow`.
@@ -126,8 +153,8 @@ final class HostedRepository: Repository {
     // MARK: blobs
 
     private func blobResponse(_ name: RepositoryName, _ d: Digest) -> HTTPResponse {
-        guard store.hasLayer(ns, name, d), let blob = store.content.open(d) else {
-            return RegistryError(.blobUnknown, .notFound, "blob unknown to repository", detail: d.description).response
+        guard store.hasLayer(ns, name, d), let blob = store.open(d) else {
+            return notFound(RegistryError(.blobUnknown, .notFound, "blob unknown to repository", detail: d.description))
         }
         var h = BlobService.headers(d)
         h.add("X-Anchorage-Cache", "HOSTED")
@@ -143,11 +170,9 @@ final class HostedRepository: Repository {
             }
             if let from = request.queryValue("from").flatMap(mountSource), store.hasLayer(from.ns, from.name, d) {
                 return pool.submit(key: poolKey) { [self] in
-                    let size = store.content.stat(d) ?? 0
+                    let size = store.stat(d) ?? 0
                     if !store.hasLayer(ns, name, d), size > quotaLeft() { return responder.respond(quotaRefusal(size)) }
-                    guard store.linkLayer(ns, name, d) else {
-                        return responder.respond(RegistryError(.unknown, .internalServerError, "cannot link the blob (see the log)").response)
-                    }
+                    guard store.linkLayer(ns, name, d) else { return responder.respond(storageFailure("cannot link the blob")) }
                     responder.respond(blobCreated(name, d))
                 }
             }
@@ -270,8 +295,9 @@ final class HostedRepository: Repository {
                 // Left unlinked: the collector removes it after the grace period.
                 return responder.respond(quotaRefusal(size))
             }
-            guard store.linkLayer(ns, session.name, digest) else {
-                return responder.respond(RegistryError(.unknown, .internalServerError, "cannot link the blob (see the log)").response)
+            // In the object store before it is linked: the 201 means every node can read it.
+            guard store.share(digest), store.linkLayer(ns, session.name, digest) else {
+                return responder.respond(storageFailure("cannot store the blob"))
             }
             responder.respond(blobCreated(session.name, digest))
         }
@@ -332,8 +358,8 @@ final class HostedRepository: Repository {
     }
 
     private func manifestResponse(_ name: RepositoryName, _ ref: Reference) -> HTTPResponse {
-        guard let d = resolve(name, ref), let blob = store.content.open(d) else {
-            return RegistryError(.manifestUnknown, .notFound, "manifest unknown", detail: ref.description).response
+        guard let d = resolve(name, ref), let blob = store.open(d) else {
+            return notFound(RegistryError(.manifestUnknown, .notFound, "manifest unknown", detail: ref.description))
         }
         let type = store.content.mediaType(d)
             ?? ManifestService.mediaType(nil, blob.readAll(limit: HostedRepository.maxManifestBytes) ?? [])
@@ -382,9 +408,6 @@ final class HostedRepository: Repository {
             digest = Hasher.digest(bytes, .sha256)
             tag = t
         }
-        if let tag, config.isImmutable(tag), let current = store.resolve(ns, name, tag), current != digest {
-            return RegistryError(.denied, .forbidden, "tag is immutable: \(tag) already names \(current)", detail: tag.value).response
-        }
         if !store.hasRevision(ns, name, digest), Int64(bytes.count) > quotaLeft() { return quotaRefusal(Int64(bytes.count)) }
         return store.mutate { () -> HTTPResponse in
             for b in doc.blobs where !store.hasLayer(ns, name, b) {
@@ -393,8 +416,13 @@ final class HostedRepository: Repository {
             for c in doc.children where !store.hasRevision(ns, name, c) {
                 return RegistryError(.manifestBlobUnknown, .badRequest, "index references a manifest unknown to the repository", detail: c.description).response
             }
-            guard store.storeManifest(ns, name, bytes, digest: digest, mediaType: doc.mediaType, tag: tag, subject: doc.subject, pushedBy: user ?? "anonymous") else {
-                return RegistryError(.unknown, .insufficientStorage, "the manifest could not be stored (see the log)").response
+            switch store.storeManifest(ns, name, bytes, digest: digest, mediaType: doc.mediaType, tag: tag,
+                                       immutable: tag.map(config.isImmutable) ?? false, subject: doc.subject, pushedBy: user ?? "anonymous") {
+            case .stored: break
+            case .tagImmutable(let current):
+                return RegistryError(.denied, .forbidden, "tag is immutable: \(tag?.value ?? "") already names \(current)", detail: tag?.value).response
+            case .failed:
+                return storageFailure("the manifest could not be stored")
             }
             var h = HostedRepository.apiHeaders()
             h.add("Location", "/v2/\(ns)/\(name.value)/manifests/\(digest)")
@@ -427,7 +455,7 @@ final class HostedRepository: Repository {
     private func referrers(_ name: RepositoryName, _ subject: Digest, artifactType: String?) -> HTTPResponse {
         var entries: [[String: Any]] = []
         for d in store.referrers(ns, name, subject: subject) where store.hasRevision(ns, name, d) {
-            guard let doc = store.document(d), let size = store.content.stat(d) else { continue }
+            guard let doc = store.document(d), let size = store.stat(d) else { continue }
             if let artifactType, doc.artifactType != artifactType { continue }
             entries.append(doc.descriptor(d, size: Int(size)))
         }

@@ -39,7 +39,13 @@ final class ObjectStoreTier: Sendable {
     /// Why the store is unusable now, or nil when its last answer was good.
     var problem: String? { health.withLock { $0.down } }
 
-    private func record(_ problem: String?) {
+    /// Failed requests so far: a caller that must not act on a partial
+    /// answer (the collector's mark) compares it before and after.
+    var failures: Int { failureCount.load(ordering: .relaxed) }
+    private let failureCount = Atomic<Int>(0)
+
+    func record(_ problem: String?) {
+        if problem != nil { failureCount.add(1, ordering: .relaxed) }
         let changed = health.withLock { h -> Bool in
             guard h.down != problem else { return false }
             h.down = problem
@@ -148,24 +154,10 @@ final class ObjectStoreTier: Sendable {
     @discardableResult
     func put(_ d: Digest, contentType: String? = nil) -> Bool {
         guard case .file(let file, let size)? = local.open(d) else { return false }
-        let sink = CollectingSink(limit: 64 * 1024)
-        // S3 checks a SHA-256 payload hash against the body it received.
-        let hash = d.algorithm == .sha256 ? d.hex : nil
-        let result = s3.request("PUT", key: ObjectStoreTier.blobKey(d), headers: [("If-None-Match", "*")] + (contentType.map { [("Content-Type", $0)] } ?? []), payloadHash: hash,
-                                body: UploadBody(file: file, offset: 0, length: size), sink: sink)
-        switch result {
+        switch putOnce(ObjectStoreTier.blobKey(d), file: file, size: size, sha256: d.algorithm == .sha256 ? d.hex : nil, contentType: contentType) {
+        case .success(let stored): return stored
         case .failure(let e):
-            record("\(e)")
             Log.warn("object store copy failed", ["digest": d.description, "error": "\(e)"])
-            return false
-        case .success(let head) where head.status == 200 || head.status == 412:
-            record(nil)
-            if head.status == 200 { counters.storeTierWrites.add(1, ordering: .relaxed) }
-            return true
-        case .success(let head):
-            let why = S3Client.errorText(status: head.status, body: sink.body)
-            record(why)
-            Log.warn("object store refused a copy", ["digest": d.description, "error": why])
             return false
         }
     }
