@@ -63,6 +63,12 @@ final class HostedStore: Sendable {
     /// is down), or nil.
     var unavailable: String? { shared?.problem }
 
+    /// Asks the object store now (one HEAD); why it cannot be used, or nil.
+    func probe() -> String? {
+        guard let shared, case .failure(let e) = shared.head(HostedLayout.bucketRecords) else { return nil }
+        return e.reason
+    }
+
     // MARK: content
 
     /// Whether the content of `d` is stored (here or in the bucket).

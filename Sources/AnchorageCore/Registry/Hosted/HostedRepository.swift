@@ -47,7 +47,12 @@ final class HostedRepository: Repository {
                     : notFound(RegistryError(.blobUnknown, .notFound, "blob unknown to repository", detail: d.description)))
             }
         case (.uploads(let name, nil), .post):
-            startUpload(name, request, responder)
+            guard store.shared != nil else { return startUpload(name, request, responder) }
+            // A push starts only when the store that will hold it answers.
+            pool.submit(key: poolKey) { [self] in
+                if let down = store.probe() { return responder.respond(HostedRepository.storeDown(down)) }
+                startUpload(name, request, responder)
+            }
         case (.uploads(let name, let id?), .get):
             guard let session = uploads.peek(id.value, ns, name) else {
                 return responder.respond(RegistryError(.blobUploadUnknown, .notFound, "blob upload unknown", detail: id.value).response)
