@@ -57,7 +57,7 @@ final class DeploymentTests: XCTestCase {
         let tpl = try helm.run(["template", "demo", chart, "--namespace", "mirrors", "--set",
                                 "replicas=3,objectStore.enabled=true,objectStore.endpoint=http://store.example:8333,objectStore.bucket=images,objectStore.credentialsSecret=s3"])
         XCTAssertEqual(tpl.status, 0, tpl.stderr)
-        for want in ["kind: StatefulSet", "replicas: 3", "clusterIP: None", "volumeClaimTemplates:", "ANCHORAGE_CLUSTER_SELF", "secretRef: {name: s3}"] {
+        for want in ["kind: StatefulSet", "replicas: 3", "clusterIP: None", "volumeClaimTemplates:", "ANCHORAGE_CLUSTER_SELF", "secretRef: {name: s3}", "sessionAffinity: ClientIP"] {
             XCTAssertTrue(tpl.stdout.contains(want), want)
         }
         XCTAssertFalse(tpl.stdout.contains("kind: Deployment"))
@@ -71,6 +71,7 @@ final class DeploymentTests: XCTestCase {
             XCTAssertTrue(check.stdout.contains("self = \(me)") && check.stdout.contains("bucket = images"), check.stdout)
         }
         let manifest = try String(contentsOfFile: "\(repoRoot)/contrib/kubernetes/anchorage-cluster.yaml", encoding: .utf8)
+        XCTAssertTrue(manifest.contains("sessionAffinity: ClientIP"))
         let check = try runCommand([try anchorageBinary(), "check-config", "--config", dir.write("k8s-cluster.conf", embeddedConfig(manifest))],
                                    env: ["ANCHORAGE_CLUSTER_SELF": "http://anchorage-anchorage-1.anchorage-anchorage-nodes.anchorage.svc:5000", "AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK"])
         XCTAssertEqual(check.status, 0, check.stderr)
