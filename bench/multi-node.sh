@@ -8,11 +8,13 @@
 #      store, redirect disabled) serving the blob from the store
 #   2. 3 nodes x 20 clients cold on one 500 MB blob ([cluster] peers): wall
 #      time and upstream fetches, against one node with 20 clients
+#   3. pushes into the store: skopeo copy of a fresh 10-layer image (10 x 40
+#      MB) to a hosted namespace of a node, against the registry's s3 driver
 # Writes the table to bench/results/multi-node-<time>.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/apt.sh
-apt_install curl python3 docker-registry skopeo libcurl4-openssl-dev libssl-dev zlib1g-dev pkg-config
+apt_install curl python3 docker-registry skopeo apache2-utils libcurl4-openssl-dev libssl-dev zlib1g-dev pkg-config
 . scripts/lib/install-seaweedfs.sh
 install_seaweedfs "$PWD/.build-tools/weed"
 . bench/lib/common.sh
@@ -37,14 +39,16 @@ echo "generating a 500 MB image…" >&2
 D=$(push_image "127.0.0.1:$UP" bench/mid:v1 "$MID" 1 "$BENCH_TMP")
 upstream_gets() { grep -c "\"GET /v2/bench/mid/blobs/$D " "$BENCH_TMP/upstream/registry.log" || true; }
 
-# node PORT DIR [PEERS]: an Anchorage node with the bucket (and [cluster] PEERS).
+# node PORT DIR [PEERS] [EXTRA]: an Anchorage node with the bucket (and
+# [cluster] PEERS, and EXTRA config lines).
 node() {
-    local port=$1 dir=$2 peers=${3:-}
+    local port=$1 dir=$2 peers=${3:-} extra=${4:-}
     mkdir -p "$dir"
     { printf '[server]\nlisten = 127.0.0.1:%s\naccess_log = false\n[cache]\npath = %s/cache\nmax_size = 20GiB\nscrub_rate = 0\n' "$port" "$dir"
       printf '[registry "upstream.bench"]\nurl = http://127.0.0.1:%s\n' "$UP"
       printf '[storage]\nbackend = s3\nendpoint = %s\nbucket = anchorage\n' "$S3"
-      [ -n "$peers" ] && printf '[cluster]\nself = http://127.0.0.1:%s\npeers = %s\n' "$port" "$peers"; } > "$dir/mirror.conf"
+      [ -n "$peers" ] && printf '[cluster]\nself = http://127.0.0.1:%s\npeers = %s\n' "$port" "$peers"
+      printf '%s\n' "$extra"; } > "$dir/mirror.conf"
     AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK .build/release/anchorage serve --config "$dir/mirror.conf" > "$dir/log" 2>&1 &
     track $!
     NODE_PID=$!
@@ -130,6 +134,34 @@ done
 # shellcheck disable=SC2086
 for s in single cluster; do record "2wall,$s" ${W2[$s]}; record "2gets,$s" ${G2[$s]}; done
 
+# 3. Pushes into the store, a fresh image per round (nothing to skip), the
+# two servers alternating.
+htpasswd -Bbc "$BENCH_TMP/htpasswd" bench bench >/dev/null 2>&1
+P=$(free_port); node "$P" "$BENCH_TMP/push" "" "$(printf '[auth]\nhtpasswd = %s\n[hosted "local"]\nwriters = bench' "$BENCH_TMP/htpasswd")"
+PUSH_MB=400
+declare -A V3
+push() { # LAYOUT HOST REPO: prints MB/s
+    local t0 t1
+    t0=$(date +%s.%N)
+    skopeo copy --quiet --dest-tls-verify=false --dest-creds bench:bench "oci:$1:v1" "docker://$2/$3:v1" >&2
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" -v mb="$PUSH_MB" 'BEGIN {printf "%.0f", mb/(b-a)}'
+}
+for i in $(seq 1 "$RUNS"); do
+    python3 Tests/bench/make_oci_image.py "$BENCH_TMP/ten-$i" --tag v1 --layers 10 --layer-size 40000000 --seed "push-$i" >/dev/null
+    order=(anchorage registry); [ $((i % 2)) = 0 ] && order=(registry anchorage)
+    for p in "${order[@]}"; do
+        case $p in
+        anchorage) V3[$p]+=" $(push "$BENCH_TMP/ten-$i" "127.0.0.1:$P" "local/push-$i")" ;;
+        registry)  V3[$p]+=" $(push "$BENCH_TMP/ten-$i" "127.0.0.1:$RP" "bench/push-$i")" ;;
+        esac
+    done
+    rm -rf "$BENCH_TMP/ten-$i"
+done
+# shellcheck disable=SC2086
+for p in anchorage registry; do record "3,$p" ${V3[$p]}; done
+kill "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true
+
 out="bench/results/multi-node-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
     echo "# bench/multi-node.sh — $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), SeaweedFS $(.build-tools/weed version 2>/dev/null | awk '{print $3}'), RUNS=$RUNS"
@@ -140,6 +172,10 @@ out="bench/results/multi-node-$(date -u +%Y%m%dT%H%M%SZ).txt"
     printf '%-52s %-22s %-22s %8s\n' "scenario (lower is better)" "3 nodes x 20 clients" "1 node x 20 clients" "3/1"
     printf '%-52s %-22s %-22s %8s\n' "2 cold 500 MB blob, wall s" "$(med 2wall,cluster) ($(rng 2wall,cluster))" "$(med 2wall,single) ($(rng 2wall,single))" "$(ratio "$(med 2wall,cluster)" "$(med 2wall,single)")"
     printf '%-52s %-22s %-22s\n' "2 upstream GETs of the blob per run" "$(med 2gets,cluster) ($(rng 2gets,cluster))" "$(med 2gets,single) ($(rng 2gets,single))"
+    echo
+    printf '%-52s %-22s %-22s %8s\n' "scenario" "anchorage" "registry (s3 driver)" "A/reg"
+    printf '%-52s %-22s %-22s %8s\n' "3 skopeo push into the store, 10 x 40 MB, MB/s" "$(med 3,anchorage) ($(rng 3,anchorage))" "$(med 3,registry) ($(rng 3,registry))" \
+        "$(ratio "$(med 3,anchorage)" "$(med 3,registry)")"
     echo
     echo "targets: second-tier hit >= 0.9x curl from the store: $(awk -v a="$(med 1,anchorage)" -v b="$(med 1,direct)" 'BEGIN {print (a >= 0.9*b ? "met" : "not met")}');" \
          "3x20 wall <= 1.3x 1x20: $(awk -v a="$(med 2wall,cluster)" -v b="$(med 2wall,single)" 'BEGIN {print (a <= 1.3*b ? "met" : "not met")}');" \

@@ -117,7 +117,7 @@ final class ConsoleHandler: Sendable {
             "kind": key.kind.rawValue, "source": key.source, "name": key.name.value,
             "tags": e.tags.sorted { $0.tag < $1.tag }.map { t -> [String: Any] in
                 var row: [String: Any] = ["tag": t.tag, "digest": t.digest.description,
-                                          "media_type": src.store.mediaType(t.digest) ?? NSNull(), "pinned": pins.contains(t.digest)]
+                                          "media_type": src.mediaType(t.digest) ?? NSNull(), "pinned": pins.contains(t.digest)]
                 if key.kind == .hosted, let tag = Tag(t.tag) {
                     let ms = mirror.hostedStore.tagTime(key.source, key.name, tag)
                     row["pushed_at"] = ms > 0 ? iso.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)) : NSNull()

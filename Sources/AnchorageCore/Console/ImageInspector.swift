@@ -14,7 +14,7 @@ struct ImageInspector {
         guard let entry = catalog.entry(key) else { return .failure(.notFound("no repository \(key.path)")) }
         guard let digest = entry.resolve(ref) else { return .failure(.notFound("no tag \(ref) in \(key.path)")) }
         let src = catalog.source(key.kind)
-        guard let size = src.store.stat(digest), let m = src.manifest(digest) else {
+        guard let size = src.stat(digest), let m = src.manifest(digest) else {
             return .failure(.notFound("manifest \(digest) is not \(key.kind == .cached ? "cached" : "stored")"))
         }
         // Only a manifest of this repository (tagged, one of its revisions, or
@@ -38,12 +38,12 @@ struct ImageInspector {
         if m.isIndex {
             out["platforms"] = m.children.map { c -> [String: Any] in
                 ["platform": c.platform ?? "", "digest": c.digest.description, "size": c.size, "media_type": c.mediaType,
-                 "available": src.store.contains(c.digest)]
+                 "available": src.contains(c.digest)]
             }
         } else {
             out["layers"] = m.layers.map { l -> [String: Any] in
                 ["digest": l.digest.description, "size": l.size, "media_type": l.mediaType,
-                 "shared_by": max(0, (owners[l.digest] ?? 1) - 1), "available": src.store.contains(l.digest)]
+                 "shared_by": max(0, (owners[l.digest] ?? 1) - 1), "available": src.contains(l.digest)]
             }
             out["total_size"] = m.blobs.reduce(Int64(0)) { $0 + $1.size }
             if let c = m.config { out["config"] = config(c, src) }

@@ -50,17 +50,50 @@ struct ImageManifest: Sendable {
 }
 
 /// Where a repository's content is read from: the cache or hosted storage.
-struct ContentSource: Sendable {
-    let store: FileBlobStore
+enum ContentSource: Sendable {
+    case cache(FileBlobStore)
+    /// Pushed content: with an object store, read from the bucket when this
+    /// node has no copy.
+    case hosted(HostedStore)
     static let maxManifestBytes = 4 << 20
 
+    var isHosted: Bool { if case .hosted = self { true } else { false } }
+
+    func readAll(_ d: Digest, limit: Int) -> [UInt8]? {
+        switch self {
+        case .cache(let s): s.readAll(d, limit: limit)
+        case .hosted(let h): h.readAll(d, limit: limit)
+        }
+    }
+
+    func mediaType(_ d: Digest) -> String? {
+        switch self {
+        case .cache(let s): s.mediaType(d)
+        case .hosted(let h): h.content.mediaType(d)
+        }
+    }
+
+    func stat(_ d: Digest) -> Int64? {
+        switch self {
+        case .cache(let s): s.stat(d)
+        case .hosted(let h): h.stat(d)
+        }
+    }
+
+    func contains(_ d: Digest) -> Bool {
+        switch self {
+        case .cache(let s): s.contains(d)
+        case .hosted(let h): h.hasContent(d)
+        }
+    }
+
     func manifest(_ d: Digest) -> ImageManifest? {
-        guard let bytes = store.readAll(d, limit: ContentSource.maxManifestBytes) else { return nil }
-        return ImageManifest.parse(bytes, storedType: store.mediaType(d))
+        guard let bytes = readAll(d, limit: ContentSource.maxManifestBytes) else { return nil }
+        return ImageManifest.parse(bytes, storedType: mediaType(d))
     }
 
     func json(_ d: Digest, limit: Int) -> [String: Any]? {
-        guard let bytes = store.readAll(d, limit: limit) else { return nil }
+        guard let bytes = readAll(d, limit: limit) else { return nil }
         return (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any]
     }
 }

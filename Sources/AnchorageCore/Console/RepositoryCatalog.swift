@@ -55,7 +55,7 @@ final class RepositoryCatalog: Sendable {
     init(mirror: Mirror) { self.mirror = mirror }
 
     func source(_ kind: RepositoryKey.Kind) -> ContentSource {
-        ContentSource(store: kind == .hosted ? mirror.hostedStore.content : mirror.store)
+        kind == .hosted ? .hosted(mirror.hostedStore) : .cache(mirror.store)
     }
 
     /// All repositories with tags, sizes and sharing; `owners` maps each
@@ -131,9 +131,9 @@ final class RepositoryCatalog: Sendable {
 
     /// A manifest's blobs with sizes; an index's children count with theirs.
     func footprint(_ d: Digest, _ src: ContentSource, depth: Int = 0) -> Footprint {
-        let key = Known(digest: d, hosted: src.store === mirror.hostedStore.content)
+        let key = Known(digest: d, hosted: src.isHosted)
         if let known = footprints.withLock({ $0[key] }) { return known }
-        guard let size = src.store.stat(d), let m = src.manifest(d) else { return [:] }
+        guard let size = src.stat(d), let m = src.manifest(d) else { return [:] }
         var out: Footprint = [d: size]
         for b in m.blobs { out[b.digest] = b.size }
         if depth == 0 {
