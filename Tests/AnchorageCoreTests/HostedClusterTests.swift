@@ -139,4 +139,66 @@ final class HostedClusterTests: XCTestCase {
         let r = try skopeo(["--src-creds", "bob:pw-b", "docker://127.0.0.1:\(c.port)/local/app:v1", "dir:\(dir.file("v1-c"))"])
         XCTAssertEqual(r.status, 0, r.stderr)
     }
+
+    /// cm-push's upload to one node: (status, body).
+    private func cmPush(_ node: AnchorageServer, _ file: String, force: Bool = false) throws -> (String, String) {
+        let r = try curl(["-s", "-u", "alice:pw-a", "-F", "chart=@\(file)", "-w", "\n%{http_code}", "\(node.base)/charts/team/api/charts\(force ? "?force" : "")"])
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+    }
+
+    private func versions(_ node: AnchorageServer) throws -> [String] {
+        let list = try curl(["-s", "-u", "bob:pw-b", "\(node.base)/charts/team/api/charts"]).stdout
+        let all = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(list.utf8)) as? [String: [[String: Any]]], list)
+        return all.flatMap { chart, vs in vs.compactMap { ($0["version"] as? String).map { "\(chart)-\($0)" } } }.sorted()
+    }
+
+    func testAChartUploadedToOneNodeIsServedByTheOthersAndConcurrentUploadsAreAllKept() throws {
+        let store = try SeaweedStore(self)
+        defer { store.stop() }
+        try store.createBucket("hosted-site")
+        let section = "[charts \"team\"]\nhosted = true\nwriters = alice\n\(store.storageSection(bucket: "hosted-site"))"
+        let a = try startWithUsers(self, section).0, b = try startWithUsers(self, section).0
+        let helm = try Helm(self)
+        let dir = TempDir(self, "charts")
+        var packages: [String] = []
+        for i in 0..<6 { packages.append(try helm.package(chart: "app", version: "1.\(i).0", in: dir.path, dest: dir.file("pkg"))) }
+
+        // Uploaded to A, served by B: the index, the API and the archive byte for byte.
+        XCTAssertEqual(try cmPush(a, packages[0]).0, "201")
+        XCTAssertEqual(try versions(b), ["app-1.0.0"])
+        let fetched = dir.file("via-b.tgz")
+        XCTAssertEqual(try curl(["-s", "-u", "bob:pw-b", "-o", fetched, "-w", "%{http_code}", "\(b.base)/charts/team/app-1.0.0.tgz"]).stdout, "200")
+        XCTAssertEqual(try sha256File(fetched), try sha256File(packages[0]))
+        XCTAssertEqual(try cmPush(b, packages[0]).0, "409", "B knows A's version exists")
+        XCTAssertEqual(try helm.run(["repo", "add", "team", "\(b.base)/charts/team", "--username", "bob", "--password", "pw-b"]).status, 0)
+        try FileManager.default.createDirectory(atPath: dir.file("pulled"), withIntermediateDirectories: true)
+        let pulled = try helm.run(["pull", "team/app", "--version", "1.0.0", "-d", dir.file("pulled")])
+        XCTAssertEqual(pulled.status, 0, pulled.stderr)
+        XCTAssertEqual(try sha256File(dir.file("pulled/app-1.0.0.tgz")), try sha256File(packages[0]))
+
+        // Five uploads at once, spread over both nodes: the index is replaced
+        // only over the version each node read, so none is lost.
+        let uploads = packages.dropFirst().enumerated().map { i, p in
+            "curl -s -o /dev/null -w '%{http_code}\\n' -u alice:pw-a -F chart=@\(p) \((i % 2 == 0 ? a : b).base)/charts/team/api/charts &"
+        }
+        let together = try runCommand(["bash", "-c", uploads.joined(separator: "\n") + "\nwait"], timeout: 120)
+        let got = together.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(got, Array(repeating: "201", count: 5))
+        let all = (0..<6).map { "app-1.\($0).0" }
+        XCTAssertEqual(try versions(a), all)
+        XCTAssertEqual(try versions(b), all)
+
+        // Deleted through B: gone from A's index and archive.
+        XCTAssertEqual(try curl(["-s", "-X", "DELETE", "-u", "alice:pw-a", "\(b.base)/charts/team/api/charts/app/1.0.0"]).stdout, "{\"deleted\":true}")
+        XCTAssertFalse(try curl(["-s", "-u", "bob:pw-b", "\(a.base)/charts/team/index.yaml"]).stdout.contains("version: \"1.0.0\""))
+        XCTAssertEqual(try curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "bob:pw-b", "\(a.base)/charts/team/app-1.0.0.tgz"]).stdout, "404")
+
+        // The store down: uploads get 503, the last known index is still served.
+        store.stop()
+        let down = try cmPush(a, packages[0], force: true)
+        XCTAssertEqual(down.0, "503", down.1)
+        XCTAssertTrue(down.1.contains("object store"), down.1)
+        XCTAssertTrue(try curl(["-s", "-u", "bob:pw-b", "\(a.base)/charts/team/index.yaml"]).stdout.contains("version: \"1.5.0\""))
+    }
 }

@@ -22,6 +22,7 @@ struct ChartBrowser {
                         }])
         }
         for r in mirror.charts.hosted.values.map(\.repository).sorted(by: { $0.name < $1.name }) {
+            _ = r.refresh()
             out.append(["name": r.name, "kind": "hosted", "url": NSNull(),
                         "charts": r.chartNames().map { chart -> [String: Any] in
                             ["name": chart, "versions": HostedChartRepository.newestFirst(r.versions(chart) ?? []).map { v -> [String: Any] in
@@ -45,8 +46,9 @@ struct ChartBrowser {
     func files(repository: String, chart: String, version: String) -> Lookup {
         let archive: [UInt8]?
         if let hosted = mirror.charts.hosted[repository]?.repository {
+            _ = hosted.refresh()
             guard let v = hosted.version(chart, version) else { return .unknown("no version \(version) of \(chart) in \(repository)") }
-            archive = FileManager.default.contents(atPath: hosted.archivePath(v)).map { [UInt8]($0) }
+            archive = hosted.openArchive(v)?.readAll(limit: ChartPackage.maxArchiveBytes)
         } else if let repo = mirror.charts.repositories[repository] {
             guard let e = repo.cachedSnapshot?.versions[chart]?.first(where: { $0.version == version }) else {
                 return .unknown("no version \(version) of \(chart) in \(repository)")

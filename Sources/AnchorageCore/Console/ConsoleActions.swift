@@ -79,6 +79,7 @@ struct ConsoleActions {
 
     func deleteChart(repository: String, chart: String, version: String, user: String) -> Result<[String: Any], ConsoleError> {
         guard let repo = mirror.charts.hosted[repository]?.repository else { return .failure(.notFound("no hosted chart repository \(repository)")) }
+        if let down = repo.refresh() { return .failure(.unavailable("the object store holding \(repository) is unavailable: \(down)")) }
         guard repo.config.mayWrite(user) || mirror.config.auth.isAdmin(user) else {
             return .failure(.forbidden("\(user) may not write to \(repository)"))
         }

@@ -9,6 +9,8 @@ enum ConsoleError: Error, Equatable {
     case forbidden(String)
     case conflict(String)
     case tooManyRequests
+    /// A dependency (the object store) cannot be reached now.
+    case unavailable(String)
     case failed(String)
 
     var status: HTTPStatus {
@@ -19,13 +21,14 @@ enum ConsoleError: Error, Equatable {
         case .forbidden: .forbidden
         case .conflict: .conflict
         case .tooManyRequests: .tooManyRequests
+        case .unavailable: .serviceUnavailable
         case .failed: .internalServerError
         }
     }
 
     var message: String {
         switch self {
-        case .badRequest(let m), .notFound(let m), .forbidden(let m), .conflict(let m), .failed(let m): m
+        case .badRequest(let m), .notFound(let m), .forbidden(let m), .conflict(let m), .unavailable(let m), .failed(let m): m
         case .signInRequired: "sign in first"
         case .tooManyRequests: "too many failed sign-ins from this address; try again later"
         }
@@ -36,6 +39,7 @@ enum ConsoleError: Error, Equatable {
         case .notFound: self = .notFound(e.message)
         case .forbidden: self = .forbidden(e.message)
         case .badRequest: self = .badRequest(e.message)
+        case .serviceUnavailable: self = .unavailable(e.message)
         default: self = .failed(e.message)
         }
     }

@@ -62,7 +62,7 @@ final class Mirror: Sendable {
         for c in config.charts {
             repos[c.name] = ChartRepository(config: c, client: client, options: chartOptions, layout: layout, pool: pool, counters: counters)
         }
-        let hostedCharts = config.hostedCharts.map { [hostedStore] in HostedChartRepository(config: $0, layout: hostedStore.layout, pool: pool) }
+        let hostedCharts = config.hostedCharts.map { [hostedStore, storeTier] in HostedChartRepository(config: $0, layout: hostedStore.layout, pool: pool, shared: storeTier) }
         charts = ChartHandler(repositories: repos, hosted: hostedCharts, blobs: blobs, store: store, registries: ups, pool: pool, counters: counters)
     }
 

@@ -37,8 +37,21 @@ struct ChartMuseumAPI: Sendable {
         }
     }
 
-    /// `rest`: the path's components after `/charts/NAME/`.
+    /// `rest`: the path's components after `/charts/NAME/`. With an object
+    /// store every request first brings the repository up to date with the
+    /// bucket (a conditional GET), on a worker; a write the store cannot
+    /// take now gets 503.
     func handle(_ rest: [Substring], _ request: HTTPRequest, _ responder: HTTPResponder) {
+        guard repository.shared != nil else { return route(rest, request, responder) }
+        repository.pool.submit(key: "charts/\(repository.name)") { [self] in
+            if let down = repository.refresh(), !request.method.isRead {
+                return responder.respond(ChartMuseumAPI.error(.serviceUnavailable, "the object store holding \(repository.name) is unavailable: \(down)"))
+            }
+            route(rest, request, responder)
+        }
+    }
+
+    private func route(_ rest: [Substring], _ request: HTTPRequest, _ responder: HTTPResponder) {
         let m = request.method
         if !m.isRead, let refusal = writeRefusal(request) { return responder.respond(refusal) }
         switch (Route(rest.map(String.init)), m) {
@@ -108,7 +121,7 @@ struct ChartMuseumAPI: Sendable {
             }
             return HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/pgp-signature")]), body: .bytes(prov), cacheStatus: .hit)
         }
-        guard let v = repository.file(file), let f = OpenFile.openForReading(repository.archivePath(v)) else {
+        guard let v = repository.file(file), let f = repository.openArchive(v) else {
             return ChartMuseumAPI.error(.notFound, "\(file) not found")
         }
         return HTTPResponse(status: .ok, headers: ChartHandler.archiveHeaders(v.digest), body: .file(f, offset: 0, length: f.size), cacheStatus: .hit)

@@ -10,10 +10,15 @@ import Synchronization
 /// archive, its provenance and its index entry; the whole index lives in
 /// memory, each entry's YAML written once, so `index.yaml` after a change is
 /// one concatenation, never a rescan. Changes are serialised per repository.
+/// With an object store the repository lives in the bucket instead
+/// (`SharedChartIndex`): `refresh` brings the memory up to date with it
+/// before each request, and packages are copied to the local disk (by
+/// digest, verified) on first download.
 final class HostedChartRepository: Sendable {
     let config: HostedChartsConfig
     let layout: HostedLayout
     let pool: WorkerPool
+    let shared: SharedChartIndex?
 
     struct Version: Sendable {
         let name: String
@@ -30,16 +35,20 @@ final class HostedChartRepository: Sendable {
         /// `index.yaml` as last rendered; nil after a change.
         var index: (body: [UInt8], gzip: [UInt8]?, etag: String)?
         var generation = 0
+        /// The ETag of the bucket's index the memory reflects.
+        var bucketVersion: String?
     }
     private let state = Mutex(State())
     private let writes = NSLock()
 
     var name: String { config.name }
 
-    init(config: HostedChartsConfig, layout: HostedLayout, pool: WorkerPool) {
+    init(config: HostedChartsConfig, layout: HostedLayout, pool: WorkerPool, shared: ObjectStoreTier? = nil) {
         self.config = config
         self.layout = layout
         self.pool = pool
+        self.shared = shared.map { SharedChartIndex(store: $0, repository: config.name) }
+        guard self.shared == nil else { return }
         var charts: [String: [String: Version]] = [:]
         let root = layout.chartRepository(config.name)
         for chart in listDirectory(root) where ChartIndex.isSafeComponent(chart) {
@@ -52,10 +61,43 @@ final class HostedChartRepository: Sendable {
 
     private static func load(_ path: String) -> Version? {
         guard let data = FileManager.default.contents(atPath: path),
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let name = obj["name"] as? String, let version = obj["version"] as? String,
-              let digest = (obj["digest"] as? String).flatMap({ Digest("sha256:\($0)") }) else { return nil }
-        return Version(name: name, version: version, digest: digest, json: Array(data), yaml: IndexEntryWriter.entry(obj))
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return version(obj, json: Array(data))
+    }
+
+    private static func version(_ obj: [String: Any], json: [UInt8]? = nil) -> Version? {
+        guard let name = obj["name"] as? String, let version = obj["version"] as? String,
+              ChartIndex.isSafeComponent(name), ChartIndex.isSafeComponent(version),
+              let digest = (obj["digest"] as? String).flatMap({ Digest("sha256:\($0)") }),
+              let bytes = json ?? (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])).map(Array.init) else { return nil }
+        return Version(name: name, version: version, digest: digest, json: bytes, yaml: IndexEntryWriter.entry(obj))
+    }
+
+    /// With an object store: makes the memory match the bucket's index (a
+    /// 304 when nothing changed). Why the store could not be asked, or nil.
+    func refresh() -> String? {
+        guard let shared else { return nil }
+        let known = state.withLock { $0.bucketVersion }
+        switch shared.fetch(known: known) {
+        case .failure(let e): return e.reason
+        case .success(.unchanged): return nil
+        case .success(.changed(let entries, let etag)):
+            adopt(entries, etag: etag)
+            return nil
+        }
+    }
+
+    private func adopt(_ entries: SharedChartIndex.Entries, etag: String?) {
+        var charts: [String: [String: Version]] = [:]
+        for (chart, versions) in entries {
+            for (_, obj) in versions {
+                if let v = HostedChartRepository.version(obj), v.name == chart { charts[chart, default: [:]][v.version] = v }
+            }
+        }
+        changed { s in
+            s.charts = charts
+            s.bucketVersion = etag
+        }
     }
 
     // MARK: reading
@@ -92,6 +134,18 @@ final class HostedChartRepository: Sendable {
     }
 
     func archivePath(_ v: Version) -> String { "\(layout.chartVersion(config.name, v.name, v.version))/chart.tgz" }
+
+    /// A version's package, opened; with an object store, copied from the
+    /// bucket (verified against the entry's digest) on first use.
+    func openArchive(_ v: Version) -> OpenFile? {
+        guard let shared else { return OpenFile.openForReading(archivePath(v)) }
+        let local = "\(layout.root)/charts-cache/\(config.name)/\(v.digest.hex).tgz"
+        if let f = OpenFile.openForReading(local) { return f }
+        guard let bytes = shared.archive(v.digest, limit: ChartMuseumAPI.maxUploadBytes) else { return nil }
+        makeParentDirectory(local)
+        guard writeFileAtomically(local, bytes) else { return nil }
+        return OpenFile.openForReading(local)
+    }
 
     /// `index.yaml` (and its gzip, made on first demand), rendered after
     /// each change from the entries' stored YAML.
@@ -149,7 +203,7 @@ final class HostedChartRepository: Sendable {
     func save(_ package: ChartPackage, archive: [UInt8], provenance: [UInt8]?, force: Bool) -> Result<Version, SaveError> {
         writes.lock()
         defer { writes.unlock() }
-        if !force, version(package.name, package.version) != nil { return .failure(.exists) }
+        if shared == nil, !force, version(package.name, package.version) != nil { return .failure(.exists) }
         guard var fields = IndexEntryWriter.fields(package.metadata) as? [String: Any] else { return .failure(.storage("Chart.yaml is not a mapping")) }
         fields["digest"] = package.digest.hex
         fields["created"] = HostedChartRepository.timestamp()
@@ -157,6 +211,7 @@ final class HostedChartRepository: Sendable {
         guard let json = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) else {
             return .failure(.storage("cannot encode the index entry"))
         }
+        if let shared { return saveShared(shared, package, fields: fields, archive: archive, provenance: provenance, force: force) }
         let dir = layout.chartVersion(config.name, package.name, package.version)
         guard writeFileAtomically("\(dir)/chart.tgz", archive) else { return .failure(.storage("cannot write the archive: \(String(cString: strerror(errno)))")) }
         if let provenance {
@@ -171,22 +226,54 @@ final class HostedChartRepository: Sendable {
         return .success(v)
     }
 
+    /// The package and its provenance into the bucket, then its entry into
+    /// the bucket's index (a version exists once its entry does).
+    private func saveShared(_ shared: SharedChartIndex, _ package: ChartPackage, fields: [String: Any], archive: [UInt8],
+                            provenance: [UInt8]?, force: Bool) -> Result<Version, SaveError> {
+        if !force, refresh() == nil, version(package.name, package.version) != nil { return .failure(.exists) }
+        if case .failure(let e) = shared.putArchive(package.digest, archive) { return .failure(.storage("object store unavailable: \(e)")) }
+        let provKey = shared.provenanceKey(package.name, package.version)
+        if let provenance {
+            if case .failure(let e) = shared.store.put(provKey, provenance) { return .failure(.storage("object store unavailable: \(e)")) }
+        } else if force {
+            shared.store.delete(provKey)
+        }
+        let updated = shared.update { entries in
+            if !force, entries[package.name]?[package.version] != nil { return .refuse(.exists) }
+            entries[package.name, default: [:]][package.version] = fields
+            return .apply
+        }
+        switch updated {
+        case .failure(let e): return .failure(e)
+        case .success(let (entries, etag)):
+            adopt(entries, etag: etag)
+            guard let v = version(package.name, package.version) else { return .failure(.storage("the stored entry cannot be read back")) }
+            return .success(v)
+        }
+    }
+
     /// Stores a provenance file for a version that exists.
     func saveProvenance(_ chart: String, _ version: String, _ bytes: [UInt8]) -> Bool {
         writes.lock()
         defer { writes.unlock() }
         guard self.version(chart, version) != nil else { return false }
+        if let shared { return (try? shared.store.put(shared.provenanceKey(chart, version), bytes).get()) != nil }
         return writeFileAtomically("\(layout.chartVersion(config.name, chart, version))/chart.tgz.prov", bytes)
     }
 
     func provenance(_ v: Version) -> [UInt8]? {
-        FileManager.default.contents(atPath: archivePath(v) + ".prov").map { Array($0) }
+        if let shared {
+            guard case .success(let found?) = shared.store.get(shared.provenanceKey(v.name, v.version)) else { return nil }
+            return found.bytes
+        }
+        return FileManager.default.contents(atPath: archivePath(v) + ".prov").map { Array($0) }
     }
 
     /// Removes a version with its archive and provenance; false when absent.
     func delete(_ chart: String, _ version: String) -> Bool {
         writes.lock()
         defer { writes.unlock() }
+        if let shared { return deleteShared(shared, chart, version) }
         guard self.version(chart, version) != nil else { return false }
         let dir = layout.chartVersion(config.name, chart, version)
         // The entry first: a half-removed version is never listed.
@@ -199,6 +286,21 @@ final class HostedChartRepository: Sendable {
             s.charts[chart]?[version] = nil
             if s.charts[chart]?.isEmpty == true { s.charts[chart] = nil }
         }
+        return true
+    }
+
+    /// The entry out of the bucket's index first, then its files.
+    private func deleteShared(_ shared: SharedChartIndex, _ chart: String, _ version: String) -> Bool {
+        var removed: [String: Any]?
+        let updated = shared.update { entries in
+            removed = entries[chart]?.removeValue(forKey: version)
+            if entries[chart]?.isEmpty == true { entries[chart] = nil }
+            return removed == nil ? .refuse(.exists) : .apply
+        }
+        guard case .success(let (entries, etag)) = updated else { return false }
+        adopt(entries, etag: etag)
+        if let digest = (removed?["digest"] as? String).flatMap({ Digest("sha256:\($0)") }) { shared.store.delete(shared.archiveKey(digest)) }
+        shared.store.delete(shared.provenanceKey(chart, version))
         return true
     }
 

@@ -36,7 +36,7 @@ enum WriteCondition: Sendable {
 /// Plain object operations on the shared bucket, for the records and
 /// content that are not cached blobs (hosted repositories, the collection
 /// lease). Every answer updates the store's health: a transport failure or
-/// an answer that is neither success, 404 nor 412 marks it down.
+/// an answer that is neither success, 304, 404 nor 412 marks it down.
 extension ObjectStoreTier {
     func send(_ method: String, key: String?, query: [(String, String)] = [], headers: [(String, String)] = [],
               payloadHash: String? = nil, body: UploadBody? = nil, limit: Int = 8 << 20) -> Result<(ResponseHead, [UInt8]), StoreUnavailable> {
@@ -45,7 +45,7 @@ extension ObjectStoreTier {
         case .failure(let e):
             record("\(e)")
             return .failure(StoreUnavailable(reason: "\(e)"))
-        case .success(let head) where (200...299).contains(head.status) || head.status == 404 || head.status == 412:
+        case .success(let head) where (200...299).contains(head.status) || [304, 404, 412].contains(head.status):
             record(nil)
             return .success((head, sink.body))
         case .success(let head):
