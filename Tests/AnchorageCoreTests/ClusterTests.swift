@@ -43,12 +43,12 @@ final class ClusterTests: XCTestCase {
         return try urls.indices.map { try String(contentsOfFile: dir.file("r\($0)"), encoding: .utf8).trimmed(" \n") }
     }
 
-    func testThirtyConcurrentColdPullsOverThreeNodesMakeOneUpstreamFetch() throws {
+    func testThirtyConcurrentColdPullsOfA300MBBlobOverThreeNodesMakeOneUpstreamFetch() throws {
         let store = try SeaweedStore(self)
         defer { store.stop() }
         try store.createBucket("cluster")
         let up = try UpstreamRegistry(self)
-        try up.push(name: "team/big", tag: "v1", layers: 1, layerSize: 64 << 20)
+        try up.push(name: "team/big", tag: "v1", layers: 1, layerSize: 300 << 20)
         let manifest = try curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(up.url)/v2/team/big/manifests/v1"]).stdout
         let m = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any])
         let digest = try XCTUnwrap((m["layers"] as? [[String: Any]])?.first?["digest"] as? String)
@@ -66,6 +66,15 @@ final class ClusterTests: XCTestCase {
             XCTAssertEqual(value("anchorage_peer_fetches_total") + value("anchorage_store_tier_hits_total"), 1, "node \(i): \(metrics)")
             XCTAssertEqual(value("anchorage_upstream_blob_fetches_total"), 0, "node \(i) fetched from the upstream")
         }
+        // The owner stored it in parts (a multipart ETag ends in -<parts>),
+        // and the object reads back whole.
+        let key = "\(store.endpoint)/cluster/blobs/sha256/\(digest.dropFirst(7))"
+        XCTAssertTrue(eventually("stored in the bucket") { store.headStatus("cluster", "blobs/sha256/\(digest.dropFirst(7))") == "200" })
+        let head = try store.s3(["-I", key]).stdout.lowercased()
+        XCTAssertNotNil(head.range(of: #"etag: "?[0-9a-f]+-19"?"#, options: .regularExpression), head)
+        let copy = TempDir(self, "object").file("blob")
+        XCTAssertEqual(try store.s3(["-o", copy, "-w", "%{http_code}", key]).stdout, "200")
+        XCTAssertEqual(try sha256File(copy), digest)
     }
 
     func testKillingTheOwnerMidTransferCutsClientsOffCleanlyAndARetrySucceeds() throws {

@@ -83,8 +83,10 @@ extension ObjectStoreTier {
 
     /// Writes a verified local file once under `key` (`If-None-Match: *`),
     /// signed with its SHA-256 so the store refuses a body that does not
-    /// hash to it; true also when the object was there (412).
+    /// hash to it; true also when the object was there (412). A large file
+    /// goes in parts (`MultipartUpload`).
     func putOnce(_ key: String, file: OpenFile, size: Int64, sha256: String?, contentType: String? = nil) -> Result<Bool, StoreUnavailable> {
+        if size > MultipartUpload.threshold { return MultipartUpload(tier: self, key: key).put(file: file, size: size, contentType: contentType) }
         let headers = [("If-None-Match", "*")] + (contentType.map { [("Content-Type", $0)] } ?? [])
         return send("PUT", key: key, headers: headers, payloadHash: sha256,
                     body: UploadBody(file: file, offset: 0, length: size), limit: 64 * 1024).map { head, _ in
