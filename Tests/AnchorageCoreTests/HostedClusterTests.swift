@@ -97,6 +97,10 @@ final class HostedClusterTests: XCTestCase {
             for node in [a, b, c] { XCTAssertEqual(try status("GET", "\(node.base)/v2/local/team/app/blobs/\(d)"), "404", "\(d) on \(node.port)") }
             XCTAssertEqual(store.headStatus("hosted-site", "p/hosted/blobs/sha256/\(d.dropFirst(7))"), "404", d)
         }
+        // What B never read itself is marked from the bucket and kept: the
+        // image pushed to A under team/other.
+        let otherViaC = try skopeo(["--src-creds", "bob:pw-b", "docker://127.0.0.1:\(c.port)/local/team/other:release-1", "dir:\(dir.file("other-c"))"])
+        XCTAssertEqual(otherViaC.status, 0, otherViaC.stderr + c.log.suffix(2000))
         // What the index on B named is untouched.
         let multiAgain = try skopeo(["--all", "--src-creds", "bob:pw-b", "docker://127.0.0.1:\(a.port)/local/team/multi:v2", "oci:\(dir.file("multi-a")):v2"])
         XCTAssertEqual(multiAgain.status, 0, multiAgain.stderr)

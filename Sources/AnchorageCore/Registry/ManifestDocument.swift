@@ -101,7 +101,7 @@ struct ManifestDocument {
 extension HostedStore {
     /// A stored hosted manifest, parsed; nil when absent or not one.
     func document(_ d: Digest) -> ManifestDocument? {
-        guard let bytes = content.readAll(d, limit: HostedRepository.maxManifestBytes) else { return nil }
+        guard let bytes = readAll(d, limit: HostedRepository.maxManifestBytes) else { return nil }
         return try? ManifestDocument.parse(bytes, contentType: content.mediaType(d)).get()
     }
 
@@ -112,12 +112,12 @@ extension HostedStore {
         for ns in namespaces() {
             for repo in repositories(ns) {
                 for r in revisions(ns, repo) {
-                    guard content.contains(r) else {
+                    guard hasContent(r) else {
                         out.append("\(ns)/\(repo.value)@\(r): manifest missing")
                         continue
                     }
                     guard let doc = document(r) else { continue }
-                    for d in doc.blobs + doc.children where !content.contains(d) {
+                    for d in doc.blobs + doc.children where !hasContent(d) {
                         out.append("\(ns)/\(repo.value)@\(r): references \(d), which is missing")
                     }
                 }

@@ -55,6 +55,7 @@ struct HostedCollector {
         // A listing that failed reads as empty: nothing may be removed on
         // a mark that missed what the store did not answer.
         let failures = store.shared?.failures
+        var unreadable = 0
         var gone = Set<String>()   // "ns/name@digest" removed (or, dry, to be)
         for config in namespaces {
             for repo in store.repositories(config.name) {
@@ -74,7 +75,7 @@ struct HostedCollector {
             for repo in store.repositories(ns) {
                 for r in store.revisions(ns, repo) {
                     seenRevisions.insert("\(ns)/\(repo.value)@\(r)")
-                    if !gone.contains("\(ns)/\(repo.value)@\(r)") { mark(r, &marked) }
+                    if !gone.contains("\(ns)/\(repo.value)@\(r)") { mark(r, &marked, &unreadable) }
                 }
                 for l in store.layers(ns, repo) {
                     let t = store.layerTime(ns, repo, l)
@@ -88,7 +89,7 @@ struct HostedCollector {
         store.mutate {
             for ns in store.namespaces() {
                 for repo in store.repositories(ns) {
-                    for r in store.revisions(ns, repo) where !seenRevisions.contains("\(ns)/\(repo.value)@\(r)") { mark(r, &marked) }
+                    for r in store.revisions(ns, repo) where !seenRevisions.contains("\(ns)/\(repo.value)@\(r)") { mark(r, &marked, &unreadable) }
                     for l in store.layers(ns, repo) where seenLinks["\(ns)/\(repo.value)@\(l)"] != store.layerTime(ns, repo, l) {
                         marked.insert(l)
                     }
@@ -96,6 +97,10 @@ struct HostedCollector {
             }
             if let failures, store.shared?.failures != failures {
                 report.skipped = "the object store failed during the collection: \(store.unavailable ?? "a request failed"); nothing removed"
+                return
+            }
+            if unreadable > 0 {
+                report.skipped = "\(unreadable) manifests could not be read from the object store; nothing removed"
                 return
             }
             var victims: [(Digest, Int64)] = []
@@ -113,9 +118,14 @@ struct HostedCollector {
     }
 
     /// A manifest and everything it names.
-    private func mark(_ d: Digest, _ marked: inout Set<Digest>) {
+    private func mark(_ d: Digest, _ marked: inout Set<Digest>, _ unreadable: inout Int) {
         marked.insert(d)
-        guard let doc = store.document(d) else { return }
+        guard let doc = store.document(d) else {
+            // With an object store, a manifest this node cannot read now
+            // may name anything: nothing is swept on such a mark.
+            if store.shared != nil { unreadable += 1 }
+            return
+        }
         marked.formUnion(doc.blobs)
         marked.formUnion(doc.children)
     }
