@@ -246,4 +246,37 @@ final class ObjectStoreTierTests: XCTestCase {
         XCTAssertEqual(up.blobGets(blob), 1)
         XCTAssertTrue(n.log.contains("object store held bytes that do not match their digest"), n.log)
     }
+
+    func testAPinMadeOnOneNodeHoldsOnEveryNodeAndAnUnpinAnywhereReleasesIt() throws {
+        let store = try SeaweedStore(self)
+        defer { store.stop() }
+        try store.createBucket("pins")
+        let up = try UpstreamRegistry(self)
+        try up.push(name: "team/app", tag: "v1", layers: 1, layerSize: 100_000)
+        let config = "admins = alice\n[registry \"up.test\"]\nurl = \(up.url)\n\(store.storageSection(bucket: "pins"))"
+        let a = try startWithUsers(self, config).0, b = try startWithUsers(self, config).0
+        let alice = ["-u", "alice:pw-a"]
+        for node in [a, b] {
+            let r = try runCommand(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--src-creds", "alice:pw-a",
+                                    "docker://127.0.0.1:\(node.port)/up.test/team/app:v1", "dir:\(node.dir.file("pulled"))"], timeout: 120)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(eventually("cached on \(node.port)") { fullyCached(node.base, alice, source: "up.test", name: "team/app", tag: "v1") })
+        }
+        func consolePins(_ node: AnchorageServer) -> [String] {
+            listDirectory(node.dir.file("cache/pins")).filter { $0.hasPrefix("console-") && !$0.contains(".tmp-") }
+        }
+        let pin = try curl(["-s"] + alice + ["-X", "POST", "\(a.base)/api/pins?kind=cached&source=up.test&name=team/app&ref=v1"]).stdout
+        XCTAssertTrue(pin.contains("\"pinned\":true"), pin)
+        XCTAssertEqual(consolePins(a).count, 1)
+        // B takes the pin from the bucket: the same file, the same digests held.
+        XCTAssertTrue(eventually("B holds the pin") { consolePins(b) == consolePins(a) }, "\(consolePins(b))\n\(b.log.suffix(2000))")
+        let key = try XCTUnwrap(consolePins(a).first)
+        XCTAssertEqual(try String(contentsOfFile: b.dir.file("cache/pins/\(key)"), encoding: .utf8),
+                       try String(contentsOfFile: a.dir.file("cache/pins/\(key)"), encoding: .utf8))
+        // Unpinned through B: A lets go too.
+        let unpin = try curl(["-s"] + alice + ["-X", "DELETE", "\(b.base)/api/pins?kind=cached&source=up.test&name=team/app&ref=v1"]).stdout
+        XCTAssertTrue(unpin.contains("\"pinned\":false"), unpin)
+        XCTAssertTrue(eventually("A lets go") { consolePins(a).isEmpty }, "\(consolePins(a))")
+        XCTAssertEqual(store.headStatus("pins", "pins/\(key)"), "404")
+    }
 }

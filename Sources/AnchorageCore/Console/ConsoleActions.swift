@@ -66,11 +66,13 @@ struct ConsoleActions {
         if on {
             let footprint = catalog.footprint(digest, catalog.source(.cached))
             PinSet.write(mirror.layout, key: pinKey, rule: "pinned from the console by \(user): \(image)", digests: Set(footprint.keys))
+            mirror.sharedPins?.publish(pinKey)
             mirror.index.refreshPins()
             Log.info("pinned from the console", ["image": image, "user": user])
             return .success(["pinned": true, "digest": digest.description, "blobs": footprint.count])
         }
         guard PinSet.remove(mirror.layout, key: pinKey) else { return .failure(.notFound("\(image) was not pinned from the console")) }
+        mirror.sharedPins?.withdraw(pinKey)
         mirror.index.refreshPins()
         let bySync = PinSet.load(mirror.layout).contains(digest)
         Log.info("unpinned from the console", ["image": image, "user": user])

@@ -63,6 +63,7 @@ public enum Daemon {
         if let schedule = config.sync.schedule, !config.sync.rules.isEmpty {
             sync.follow(schedule)
         }
+        mirror.sharedPins?.start()
         HostedMaintenance(collector: HostedCollector(store: mirror.hostedStore, namespaces: config.hosted), uploads: mirror.uploads).start()
         let counters = mirror.counters
         options.observer = { counters.record($0) }

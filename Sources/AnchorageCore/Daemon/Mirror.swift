@@ -22,6 +22,8 @@ final class Mirror: Sendable {
     let uploads = UploadTable()
     /// The object store shared by several nodes (`[storage] backend = s3`).
     let storeTier: ObjectStoreTier?
+    /// Console pins shared with the other nodes through the store.
+    let sharedPins: SharedPins?
 
     init(config: Config) {
         self.config = config
@@ -39,6 +41,7 @@ final class Mirror: Sendable {
         let tags = TagIndex(layout: layout)
         tagIndex = tags
         storeTier = config.storage.s3.flatMap(S3Client.init).map { [store, counters] in ObjectStoreTier(s3: $0, local: store, counters: counters) }
+        sharedPins = storeTier.map { [layout, index] in SharedPins(store: $0, layout: layout, index: index) }
         let manifests = ManifestService(store: store, tags: tags, counters: counters,
                                         defaultTTLMillis: config.cache.manifestTTL.milliseconds,
                                         negativeTTLMillis: config.cache.negativeTTL.milliseconds, tier: storeTier)
