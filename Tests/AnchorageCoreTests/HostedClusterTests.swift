@@ -66,6 +66,13 @@ final class HostedClusterTests: XCTestCase {
         }
         XCTAssertEqual(try runCommand(["diff", "-r", viaA, viaC]).status, 0, "the image read through C differs from A's")
         for d in layerDigests { XCTAssertEqual(try sha256File("\(viaC)/\(d.dropFirst(7))"), d) }
+        // A HEAD on a node without a copy answers from the bucket's size and copies nothing.
+        let size = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: "\(single)/blobs/sha256/\(layerDigests[1].dropFirst(7))")[.size] as? Int)
+        let head = try curl(["-sI", "-u", "bob:pw-b", "\(b.base)/v2/local/team/app/blobs/\(layerDigests[1])"]).stdout.lowercased()
+        XCTAssertTrue(head.hasPrefix("http/1.1 200") && head.contains("content-length: \(size)\r\n"), head)
+        let hex = layerDigests[1].dropFirst(7)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: b.dir.file("cache/hosted/blobs/sha256/\(hex.prefix(2))/\(hex)")), "a HEAD copied the blob")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: c.dir.file("cache/hosted/blobs/sha256/\(hex.prefix(2))/\(hex)")), "C's GET kept a copy")
         let multiC = try skopeo(["--all", "--src-creds", "bob:pw-b", "docker://127.0.0.1:\(c.port)/local/team/multi:v2", "oci:\(dir.file("multi-c")):v2"])
         XCTAssertEqual(multiC.status, 0, multiC.stderr + c.log.suffix(2000))
         XCTAssertTrue(try call("GET", "\(c.base)/v2/local/team/app/tags/list").1.contains(#"{"name":"local/team/app","tags":["v1"]}"#))

@@ -54,7 +54,10 @@ final class Mirror: Sendable {
         self.referrers = referrers
         let proxy = { (u: RegistryUpstream) in ProxyRepository(upstream: u, blobs: blobs, manifests: manifests, referrers: referrers, pool: pool) }
         hostedStore = HostedStore(cacheRoot: config.cache.path, spaceFrom: index, shared: storeTier)
-        hosted = config.hosted.map { [hostedStore, uploads] in HostedRepository(config: $0, store: hostedStore, uploads: uploads, pool: pool) }
+        // Its own counters: a read from the bucket is not an upstream fetch
+        // (`fetchShared` counts it as a store-tier hit).
+        let firstReads = storeTier.map { [hostedStore] _ in BlobService(store: hostedStore.content, pool: pool, counters: Counters()) }
+        hosted = config.hosted.map { [hostedStore, uploads] in HostedRepository(config: $0, store: hostedStore, uploads: uploads, pool: pool, firstReads: firstReads) }
         var repositories = ups.mapValues { proxy($0) as any Repository }
         for h in hosted { repositories[h.name] = h }
         registry = RegistryHandler(router: RegistryRouter(repositories: repositories, defaultRepository: proxy(defaultUpstream)), hosted: hosted)

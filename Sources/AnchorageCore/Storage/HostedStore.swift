@@ -116,6 +116,23 @@ final class HostedStore: Sendable {
         return true
     }
 
+    /// Streams `d` from the bucket into `sink` (a shared fetch into the
+    /// local content, which verifies it); only a 200's body reaches it.
+    func fetchShared(_ d: Digest, into sink: TransferSink) -> Result<ResponseHead, UpstreamError> {
+        guard let shared else { return .failure(.notFound) }
+        let gate = OnlySuccessSink(sink)
+        switch shared.s3.request("GET", key: HostedLayout.bucketBlob(d), sink: gate) {
+        case .failure(let e):
+            shared.record("\(e)")
+            return .failure(e)
+        case .success(let head) where head.status == 200:
+            shared.counters.storeTierHits.add(1, ordering: .relaxed)
+            return .success(head)
+        case .success(let head):
+            return .failure(head.status == 404 ? .notFound : .serverError(head.status, retryAfter: nil))
+        }
+    }
+
     /// Puts local content into the bucket (no-op without one); true when
     /// the bucket holds it. Done before anything links it, so a link seen
     /// by any node names content that is there.

@@ -14,15 +14,19 @@ final class HostedRepository: Repository {
     let store: HostedStore
     let uploads: UploadTable
     let pool: WorkerPool
+    /// With an object store: blobs this node has no copy of are streamed
+    /// from the bucket into its disk, one fetch however many clients ask.
+    let firstReads: BlobService?
 
     /// Manifests larger than this are refused (distribution's limit too).
     static let maxManifestBytes = 4 << 20
 
-    init(config: HostedConfig, store: HostedStore, uploads: UploadTable, pool: WorkerPool) {
+    init(config: HostedConfig, store: HostedStore, uploads: UploadTable, pool: WorkerPool, firstReads: BlobService? = nil) {
         self.config = config
         self.store = store
         self.uploads = uploads
         self.pool = pool
+        self.firstReads = firstReads
     }
 
     var name: String { config.name }
@@ -40,7 +44,23 @@ final class HostedRepository: Repository {
         case (.base, _):
             responder.respond(RegistryHandler.baseResponse)
         case (.blob(let name, let d), .get), (.blob(let name, let d), .head):
-            read(responder) { [self] in blobResponse(name, d) }
+            guard let firstReads else { return responder.respond(blobResponse(name, d)) }
+            pool.submit(key: poolKey) { [self] in
+                guard store.hasLayer(ns, name, d) else {
+                    return responder.respond(notFound(RegistryError(.blobUnknown, .notFound, "blob unknown to repository", detail: d.description)))
+                }
+                if let local = store.content.open(d) { return responder.respond(blobFound(d, HTTPBody(local))) }
+                if request.method == .head {
+                    guard let size = store.stat(d) else { return responder.respond(notFound(RegistryError(.blobUnknown, .notFound, "blob unknown to repository", detail: d.description))) }
+                    return responder.respond(blobFound(d, .lengthOnly(size)))
+                }
+                var headers = BlobService.headers(d)
+                headers.add("X-Anchorage-Cache", "HOSTED")
+                firstReads.serveOrFetch(d, source: "hosted:\(ns)", headers: headers, responder, error: { [store] e in
+                    store.unavailable.map(HostedRepository.storeDown)
+                        ?? RegistryError(.blobUnknown, .notFound, "blob unknown to repository (\(e))", detail: d.description).response
+                }, fetch: { [store] sharedFetch in store.fetchShared(d, into: sharedFetch) })
+            }
         case (.blob(let name, let d), .delete):
             pool.submit(key: poolKey) { [self] in
                 responder.respond(store.unlinkLayer(ns, name, d) ? HostedRepository.accepted()
@@ -161,9 +181,13 @@ final class HostedRepository: Repository {
         guard store.hasLayer(ns, name, d), let blob = store.open(d) else {
             return notFound(RegistryError(.blobUnknown, .notFound, "blob unknown to repository", detail: d.description))
         }
+        return blobFound(d, HTTPBody(blob))
+    }
+
+    private func blobFound(_ d: Digest, _ body: HTTPBody) -> HTTPResponse {
         var h = BlobService.headers(d)
         h.add("X-Anchorage-Cache", "HOSTED")
-        return HTTPResponse(status: .ok, headers: h, body: HTTPBody(blob), cacheStatus: .hit)
+        return HTTPResponse(status: .ok, headers: h, body: body, cacheStatus: .hit)
     }
 
     // MARK: uploads
