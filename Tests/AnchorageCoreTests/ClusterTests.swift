@@ -124,4 +124,41 @@ final class ClusterTests: XCTestCase {
         XCTAssertEqual(try sha256File(retry), blob)
         XCTAssertTrue(c.nodes[others[0]].log.contains("owner node did not serve the blob"), c.nodes[others[0]].log)
     }
+
+    /// A blob over the multipart threshold goes into the store while it
+    /// streams to its first client, and is completed there only once its
+    /// digest matched: wrong bytes leave nothing under the digest.
+    func testALargeBlobStreamsIntoTheStoreAndOnlyVerifiedBytesBecomeVisible() throws {
+        let store = try SeaweedStore(self)
+        defer { store.stop() }
+        try store.createBucket("streamed")
+        let dir = TempDir(self, "fault")
+        let port = freePort()
+        let fault = try BackgroundProcess(self, ["python3", testbenchScript("fault_upstream.py"), "\(port)", "\(120 << 20)"], logPath: dir.file("fault.log"))
+        XCTAssertTrue(fault.waitForLog("\"ready\""), fault.log)
+        let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(fault.log.split(separator: "\n").first).utf8)) as? [String: Any])
+        let blob = try XCTUnwrap(info["blob"] as? String)
+        let control = "http://127.0.0.1:\(port)/control?mode="
+        let node = try AnchorageServer(self, config: "[registry \"fault.test\"]\nurl = http://127.0.0.1:\(port)\ndefault = true\n\(store.storageSection(bucket: "streamed"))")
+        let key = "blobs/sha256/\(blob.dropFirst(7))"
+
+        // One byte changed in the middle: the client is cut off and the upload abandoned.
+        XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", control + "wrong_bytes"]).stdout, "200")
+        let bad = try runCommand(["curl", "-sS", "-o", dir.file("bad"), "\(node.base)/v2/fault/app/blobs/\(blob)"], timeout: 120)
+        XCTAssertNotEqual(bad.status, 0, "a client got a complete body with a wrong digest")
+        XCTAssertTrue(eventually("the upload abandoned") { node.log.contains("object store copy abandoned") }, node.log)
+        XCTAssertEqual(store.headStatus("streamed", key), "404", "unverified bytes became visible in the store")
+
+        // The right bytes: streamed into the store in 16 MiB parts, whole.
+        XCTAssertEqual(try curl(["-o", "/dev/null", "-w", "%{http_code}", control + "ok"]).stdout, "200")
+        let good = dir.file("good")
+        XCTAssertEqual(try curl(["-o", good, "-w", "%{http_code}", "\(node.base)/v2/fault/app/blobs/\(blob)"]).stdout, "200")
+        XCTAssertEqual(try sha256File(good), blob)
+        XCTAssertTrue(eventually("stored") { store.headStatus("streamed", key) == "200" }, node.log)
+        let head = try store.s3(["-I", "\(store.endpoint)/streamed/\(key)"]).stdout.lowercased()
+        XCTAssertNotNil(head.range(of: #"etag: "?[0-9a-f]+-8"?"#, options: .regularExpression), head)
+        let copy = dir.file("copy")
+        XCTAssertEqual(try store.s3(["-o", copy, "-w", "%{http_code}", "\(store.endpoint)/streamed/\(key)"]).stdout, "200")
+        XCTAssertEqual(try sha256File(copy), blob)
+    }
 }

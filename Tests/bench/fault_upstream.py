@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A registry upstream that misbehaves on request, for fault tests.
 
-  fault_upstream.py PORT
+  fault_upstream.py PORT [BLOB_BYTES]
 
 Serves one image: GET /v2/ → 200; /v2/fault/app/manifests/v1 (and by digest)
 and the blobs it names. GET /control?mode=M sets how blob and manifest GETs
@@ -32,7 +32,7 @@ import hashlib, json, os, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 rand = os.urandom
-BLOB = rand(3_000_000)
+BLOB = rand(int(sys.argv[2]) if len(sys.argv) > 2 else 3_000_000)
 BLOB_D = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 CONFIG = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [BLOB_D]}}).encode()
 CONFIG_D = "sha256:" + hashlib.sha256(CONFIG).hexdigest()

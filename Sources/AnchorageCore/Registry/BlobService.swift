@@ -184,10 +184,14 @@ final class BlobService: Sendable {
         }
         if let peers, let peer, case .found(let result) = peers.fetch(d, path: peer.path, headers: peer.headers, into: shared) { return result }
         counters.upstreamBlobFetches.add(1, ordering: .relaxed)
+        // A large blob goes into the bucket in parts while it streams here.
+        let streamed = tier.map { StreamingCopy.start($0, d, shared) }
         let result = fetch(shared)
         if let tier, case .success(let head) = result, head.status == 200 {
             // Runs once `finish` verified and committed the blob locally.
-            shared.whenFinished { failure in if failure == nil { tier.copyToStore(d) } }
+            shared.whenFinished { failure in
+                if failure == nil, streamed?.value != true { tier.copyToStore(d) }
+            }
         }
         return result
     }

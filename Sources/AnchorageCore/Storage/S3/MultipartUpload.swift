@@ -6,6 +6,11 @@ import Foundation
 /// is visible under the key until the final request names every part; a
 /// failure aborts the upload, so its parts do not linger in the bucket.
 ///
+/// A blob fetched from an upstream goes up while it streams to its first
+/// client (`StreamingCopy`): each part is sent once the fetch released it,
+/// and the last part holds the tail the fetch releases only after the
+/// digest matched, so the upload is completed only for verified content.
+///
 /// Parts go as `UNSIGNED-PAYLOAD`: signing one would need a second pass
 /// over its bytes before it is sent. The file was verified against its
 /// digest just before, and every node verifies what it reads from the
@@ -25,8 +30,10 @@ struct MultipartUpload {
     }
 
     /// True when the bucket holds the object afterwards (also when another
-    /// node had stored it).
-    func put(file: OpenFile, size: Int64, contentType: String?) -> Result<Bool, StoreUnavailable> {
+    /// node had stored it). `ready(end)` is asked before each part is read
+    /// from `file` (a file still being written): it waits until the bytes up
+    /// to `end` may be read, or answers false to abandon the upload.
+    func put(file: OpenFile, size: Int64, contentType: String?, ready: (Int64) -> Bool = { _ in true }) -> Result<Bool, StoreUnavailable> {
         switch tier.head(key) {
         case .failure(let e): return .failure(e)
         case .success(.some): return .success(true)
@@ -48,6 +55,10 @@ struct MultipartUpload {
         var offset: Int64 = 0
         while offset < size {
             let length = min(part, size - offset)
+            guard ready(offset + length) else {
+                abort(id)
+                return .success(false)
+            }
             let sent = tier.send("PUT", key: key, query: [("partNumber", "\(etags.count + 1)"), ("uploadId", id)],
                                  body: UploadBody(file: file, offset: offset, length: length), limit: 64 * 1024)
             guard case .success(let (head, _)) = sent, head.status == 200, let etag = head.headers["ETag"] else {
