@@ -15,6 +15,16 @@ final class ClusterTests: XCTestCase {
         }
     }
 
+    /// Tests/bench/fault_upstream.py on a free port, with its blob's digest.
+    private func faultUpstream(blobBytes: Int? = nil) throws -> (proc: BackgroundProcess, port: UInt16, blob: String) {
+        let port = freePort()
+        let p = try BackgroundProcess(self, ["python3", testbenchScript("fault_upstream.py"), "\(port)"] + (blobBytes.map { ["\($0)"] } ?? []),
+                                      logPath: TempDir(self, "fault").file("fault.log"))
+        XCTAssertTrue(p.waitForLog("\"ready\""), p.log)
+        let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(p.log.split(separator: "\n").first).utf8)) as? [String: Any])
+        return (p, port, try XCTUnwrap(info["blob"] as? String))
+    }
+
     private func cluster(_ store: SeaweedStore, bucket: String, registry: String) throws -> Cluster {
         let ports = (0..<3).map { _ in freePort() }
         let urls = ports.map { "http://127.0.0.1:\($0)" }
@@ -81,12 +91,7 @@ final class ClusterTests: XCTestCase {
         let store = try SeaweedStore(self)
         defer { store.stop() }
         try store.createBucket("owner-dies")
-        let dir = TempDir(self, "fault")
-        let port = freePort()
-        let fault = try BackgroundProcess(self, ["python3", testbenchScript("fault_upstream.py"), "\(port)"], logPath: dir.file("fault.log"))
-        XCTAssertTrue(fault.waitForLog("\"ready\""), fault.log)
-        let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(fault.log.split(separator: "\n").first).utf8)) as? [String: Any])
-        let blob = try XCTUnwrap(info["blob"] as? String)
+        let (fault, port, blob) = try faultUpstream()
         let control = "http://127.0.0.1:\(port)/control?mode="
         let c = try cluster(store, bucket: "owner-dies", registry: "[registry \"fault.test\"]\nurl = http://127.0.0.1:\(port)\ndefault = true")
         let owner = c.owner(of: blob)
@@ -132,12 +137,8 @@ final class ClusterTests: XCTestCase {
         let store = try SeaweedStore(self)
         defer { store.stop() }
         try store.createBucket("streamed")
-        let dir = TempDir(self, "fault")
-        let port = freePort()
-        let fault = try BackgroundProcess(self, ["python3", testbenchScript("fault_upstream.py"), "\(port)", "\(120 << 20)"], logPath: dir.file("fault.log"))
-        XCTAssertTrue(fault.waitForLog("\"ready\""), fault.log)
-        let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(fault.log.split(separator: "\n").first).utf8)) as? [String: Any])
-        let blob = try XCTUnwrap(info["blob"] as? String)
+        let (_, port, blob) = try faultUpstream(blobBytes: 120 << 20)
+        let dir = TempDir(self, "pulls")
         let control = "http://127.0.0.1:\(port)/control?mode="
         let node = try AnchorageServer(self, config: "[registry \"fault.test\"]\nurl = http://127.0.0.1:\(port)\ndefault = true\n\(store.storageSection(bucket: "streamed"))")
         let key = "blobs/sha256/\(blob.dropFirst(7))"
