@@ -54,9 +54,8 @@ final class ClusterTests: XCTestCase {
     }
 
     func testThirtyConcurrentColdPullsOfA300MBBlobOverThreeNodesMakeOneUpstreamFetch() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "cluster")
         defer { store.stop() }
-        try store.createBucket("cluster")
         let up = try UpstreamRegistry(self)
         try up.push(name: "team/big", tag: "v1", layers: 1, layerSize: 300 << 20)
         let manifest = try curl(["-H", "Accept: application/vnd.oci.image.manifest.v1+json", "\(up.url)/v2/team/big/manifests/v1"]).stdout
@@ -88,9 +87,8 @@ final class ClusterTests: XCTestCase {
     }
 
     func testKillingTheOwnerMidTransferCutsClientsOffCleanlyAndARetrySucceeds() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "owner-dies")
         defer { store.stop() }
-        try store.createBucket("owner-dies")
         let (fault, port, blob) = try faultUpstream()
         let control = "http://127.0.0.1:\(port)/control?mode="
         let c = try cluster(store, bucket: "owner-dies", registry: "[registry \"fault.test\"]\nurl = http://127.0.0.1:\(port)\ndefault = true")
@@ -134,9 +132,8 @@ final class ClusterTests: XCTestCase {
     /// streams to its first client, and is completed there only once its
     /// digest matched: wrong bytes leave nothing under the digest.
     func testALargeBlobStreamsIntoTheStoreAndOnlyVerifiedBytesBecomeVisible() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "streamed")
         defer { store.stop() }
-        try store.createBucket("streamed")
         let (_, port, blob) = try faultUpstream(blobBytes: 120 << 20)
         let dir = TempDir(self, "pulls")
         let control = "http://127.0.0.1:\(port)/control?mode="

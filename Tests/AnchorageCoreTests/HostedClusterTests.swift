@@ -33,9 +33,8 @@ final class HostedClusterTests: XCTestCase {
     }
 
     func testAPushToOneNodeIsReadOnTheOthersDeletedAndCollectedEverywhere() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "hosted-site")
         defer { store.stop() }
-        try store.createBucket("hosted-site")
         let a = try node(store, "immutable_tags = release-*"), b = try node(store, "immutable_tags = release-*"), c = try node(store, "immutable_tags = release-*")
         let dir = TempDir(self, "images")
         let single = dir.file("single"), multi = dir.file("multi"), other = dir.file("other")
@@ -122,9 +121,8 @@ final class HostedClusterTests: XCTestCase {
     }
 
     func testPushesGet503WhileTheStoreIsDownAndWorkAgainWhenItIsBack() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "hosted-site")
         defer { store.stop() }
-        try store.createBucket("hosted-site")
         let a = try node(store), c = try node(store)
         let dir = TempDir(self, "images")
         let image = dir.file("image")
@@ -165,9 +163,8 @@ final class HostedClusterTests: XCTestCase {
     }
 
     func testAChartUploadedToOneNodeIsServedByTheOthersAndConcurrentUploadsAreAllKept() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "hosted-site")
         defer { store.stop() }
-        try store.createBucket("hosted-site")
         let section = "[charts \"team\"]\nhosted = true\nwriters = alice\n\(store.storageSection(bucket: "hosted-site"))"
         let a = try startWithUsers(self, section).0, b = try startWithUsers(self, section).0
         let helm = try Helm(self)

@@ -40,9 +40,8 @@ final class ObjectStoreTierTests: XCTestCase {
     }
 
     func testWhatOneNodeFetchedTheOthersServeFromTheStoreEvenWithTheUpstreamDown() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "shared")
         defer { store.stop() }
-        try store.createBucket("shared")
         let up = try UpstreamRegistry(self)
         try up.push(name: "team/app", tag: "v1", layers: 2, layerSize: 3_000_000)
         let digests = try layers(up, "team/app", "v1")
@@ -88,9 +87,8 @@ final class ObjectStoreTierTests: XCTestCase {
     }
 
     func testAStoreThatGoesDownLeavesHitsAndMissesServedAndIsUsedAgainWhenBack() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "tier")
         defer { store.stop() }
-        try store.createBucket("tier")
         let up = try UpstreamRegistry(self)
         let one = try pushLayer(up, "team/one", size: 2_000_000), two = try pushLayer(up, "team/two", size: 2_000_000)
         let three = try pushLayer(up, "team/three", size: 2_000_000)
@@ -123,9 +121,8 @@ final class ObjectStoreTierTests: XCTestCase {
     }
 
     func testWrongCredentialsOrAMissingBucketStopStartUpNamingTheCause() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "exists")
         defer { store.stop() }
-        try store.createBucket("exists")
         let up = try UpstreamRegistry(self)
         let dir = TempDir(self, "bad-store")
         func start(_ storage: String) throws -> RunResult {
@@ -158,9 +155,8 @@ final class ObjectStoreTierTests: XCTestCase {
     /// off, or signed with another secret, is refused with the store's code,
     /// which the node's messages carry.
     func testTheStoreChecksTheSignatureAndTheClock() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "signed")
         defer { store.stop() }
-        try store.createBucket("signed")
         func client(secret: String) throws -> S3Client {
             try XCTUnwrap(S3Client(StorageConfig.S3(endpoint: store.endpoint, bucket: "signed", region: "us-east-1", prefix: "", addressing: .path,
                                                     accessKey: store.accessKey, secretKey: secret, caFile: nil, tlsVerify: true)))
@@ -196,9 +192,8 @@ final class ObjectStoreTierTests: XCTestCase {
     /// to a presigned bucket URL, which the client (curl, skopeo) follows;
     /// a blob it lacks is fetched and served as usual.
     func testPresignedRedirectSendsClientsToTheStore() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "redirect")
         defer { store.stop() }
-        try store.createBucket("redirect")
         let up = try UpstreamRegistry(self)
         let blob = try pushLayer(up, "team/app", size: 1_000_000), other = try pushLayer(up, "team/other", size: 1_000_000)
         let a = try node(up, store, bucket: "redirect")
@@ -224,9 +219,8 @@ final class ObjectStoreTierTests: XCTestCase {
     /// transfer is cut off, the object deleted, and the next request is
     /// served from the upstream.
     func testAnObjectThatDoesNotMatchItsDigestIsNeverServedAndIsRemoved() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "damaged")
         defer { store.stop() }
-        try store.createBucket("damaged")
         let up = try UpstreamRegistry(self)
         let blob = try pushLayer(up, "team/app", size: 2_000_000)
         let key = "blobs/sha256/\(blob.dropFirst(7))"
@@ -248,9 +242,8 @@ final class ObjectStoreTierTests: XCTestCase {
     }
 
     func testAPinMadeOnOneNodeHoldsOnEveryNodeAndAnUnpinAnywhereReleasesIt() throws {
-        let store = try SeaweedStore(self)
+        let store = try SeaweedStore(self, bucket: "pins")
         defer { store.stop() }
-        try store.createBucket("pins")
         let up = try UpstreamRegistry(self)
         try up.push(name: "team/app", tag: "v1", layers: 1, layerSize: 100_000)
         let config = "admins = alice\n[registry \"up.test\"]\nurl = \(up.url)\n\(store.storageSection(bucket: "pins"))"

@@ -98,12 +98,10 @@ final class HostedStore: Sendable {
     /// Copies `d` from the bucket into the local content, verified as it
     /// is written; false when the bucket does not have it whole and right.
     private func fetchShared(_ d: Digest) -> Bool {
-        guard let shared, let writer = content.makeWriter(d.algorithm, followed: false) else { return false }
+        guard shared != nil, let writer = content.makeWriter(d.algorithm, followed: false) else { return false }
         let sink = WriterSink(writer)
-        let result = shared.s3.request("GET", key: HostedLayout.bucketBlob(d), sink: sink)
-        guard case .success(let head) = result, head.status == 200, !sink.failed else {
+        guard case .success(let head) = fetchShared(d, into: sink), !sink.failed else {
             writer.cancel()
-            if case .failure(let e) = result { shared.record("\(e)") }
             return false
         }
         guard writer.commit(as: d) else {
@@ -119,18 +117,8 @@ final class HostedStore: Sendable {
     /// Streams `d` from the bucket into `sink` (a shared fetch into the
     /// local content, which verifies it); only a 200's body reaches it.
     func fetchShared(_ d: Digest, into sink: TransferSink) -> Result<ResponseHead, UpstreamError> {
-        guard let shared else { return .failure(.notFound) }
-        let gate = OnlySuccessSink(sink)
-        switch shared.s3.request("GET", key: HostedLayout.bucketBlob(d), sink: gate) {
-        case .failure(let e):
-            shared.record("\(e)")
-            return .failure(e)
-        case .success(let head) where head.status == 200:
-            shared.counters.storeTierHits.add(1, ordering: .relaxed)
-            return .success(head)
-        case .success(let head):
-            return .failure(head.status == 404 ? .notFound : .serverError(head.status, retryAfter: nil))
-        }
+        guard let shared, case .found(let result) = shared.fetch(key: HostedLayout.bucketBlob(d), into: sink) else { return .failure(.notFound) }
+        return result
     }
 
     /// Puts local content into the bucket (no-op without one); true when
@@ -430,27 +418,19 @@ func fileMillis(_ path: String) -> Int64? {
     return Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
 }
 
-/// Writes a 200's body into a `BlobWriter`; any other answer is dropped.
+/// Writes a body into a `BlobWriter` (behind `OnlySuccessSink`, which
+/// passes only a 200's body).
 final class WriterSink: TransferSink {
     private let writer: BlobWriter
-    private var ok = false
-    /// The answer was not a 200, or a write failed.
+    /// A write failed (the disk).
     private(set) var failed = false
 
     init(_ writer: BlobWriter) { self.writer = writer }
 
-    func begin(status: Int, headers: HTTPHeaders) -> Bool {
-        ok = status == 200
-        failed = !ok
-        return true
-    }
+    func begin(status: Int, headers: HTTPHeaders) -> Bool { true }
 
     func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
-        guard ok else { return true }
-        if !writer.append(chunk) {
-            failed = true
-            return false
-        }
-        return true
+        if !writer.append(chunk) { failed = true }
+        return !failed
     }
 }

@@ -13,7 +13,8 @@ final class SeaweedStore {
     let endpoint = "http://127.0.0.1:8333"
     private(set) var proc: BackgroundProcess?
 
-    init(_ test: XCTestCase) throws {
+    /// Started, with `bucket` created when given.
+    init(_ test: XCTestCase, bucket: String? = nil) throws {
         self.test = test
         dir = TempDir(test, "seaweed")
         dir.write("s3.json", """
@@ -21,6 +22,7 @@ final class SeaweedStore {
         """)
         try FileManager.default.createDirectory(atPath: dir.file("data"), withIntermediateDirectories: true)
         try start()
+        if let bucket { try createBucket(bucket) }
     }
 
     static func binary() throws -> String {

@@ -59,11 +59,8 @@ struct SharedChartIndex: Sendable {
             if case .refuse(let why) = change(&entries) { return .failure(why) }
             let body = SharedChartIndex.encode(entries)
             let condition = current.map { WriteCondition.matching($0.info.etag) } ?? .absent
-            var headers = [("Content-Type", "application/json")]
-            switch condition {
-            case .matching(let etag): headers.append(("If-Match", etag))
-            default: headers.append(("If-None-Match", "*"))
-            }
+            // Sent directly (not `put`): the new ETag is in the answer.
+            let headers = condition.headers + [("Content-Type", "application/json")]
             switch store.send("PUT", key: indexKey, headers: headers, payloadHash: Hasher.digest(body, .sha256).hex, body: UploadBody(bytes: body)) {
             case .failure(let e): return .failure(.storage("object store unavailable: \(e)"))
             case .success(let (head, _)) where head.status == 412: continue

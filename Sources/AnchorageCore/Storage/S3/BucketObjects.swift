@@ -31,6 +31,14 @@ enum WriteCondition: Sendable {
     case absent
     /// Only if the object is still the version with this ETag (`If-Match`).
     case matching(String)
+
+    var headers: [(String, String)] {
+        switch self {
+        case .none: []
+        case .absent: [("If-None-Match", "*")]
+        case .matching(let etag): [("If-Match", etag)]
+        }
+    }
 }
 
 /// Plain object operations on the shared bucket, for the records and
@@ -70,13 +78,7 @@ extension ObjectStoreTier {
 
     /// Writes a small object; false when `condition` did not hold (412).
     func put(_ key: String, _ bytes: [UInt8], condition: WriteCondition = .none, contentType: String? = nil) -> Result<Bool, StoreUnavailable> {
-        var headers: [(String, String)] = []
-        switch condition {
-        case .none: break
-        case .absent: headers.append(("If-None-Match", "*"))
-        case .matching(let etag): headers.append(("If-Match", etag))
-        }
-        if let contentType { headers.append(("Content-Type", contentType)) }
+        let headers = condition.headers + (contentType.map { [("Content-Type", $0)] } ?? [])
         return send("PUT", key: key, headers: headers, payloadHash: Hasher.digest(bytes, .sha256).hex,
                     body: UploadBody(bytes: bytes), limit: 64 * 1024).map { head, _ in head.status != 412 }
     }
@@ -139,36 +141,18 @@ private struct ListPage {
     var next: String?
 
     init(_ xml: String) {
-        for c in ListPage.elements("Contents", in: xml) {
-            guard let key = ListPage.elements("Key", in: c).first.map(ListPage.unescape) else { continue }
-            let size = ListPage.elements("Size", in: c).first.flatMap { Int64($0) } ?? 0
-            let etag = ListPage.elements("ETag", in: c).first.map(ListPage.unescape) ?? ""
-            let millis = ListPage.elements("LastModified", in: c).first.flatMap(HTTPDate.parseISO) ?? 0
+        for c in S3XML.elements("Contents", in: xml) {
+            guard let key = S3XML.elements("Key", in: c).first.map(S3XML.unescape) else { continue }
+            let size = S3XML.elements("Size", in: c).first.flatMap { Int64($0) } ?? 0
+            let etag = S3XML.elements("ETag", in: c).first.map(S3XML.unescape) ?? ""
+            let millis = S3XML.elements("LastModified", in: c).first.flatMap(HTTPDate.parseISO) ?? 0
             objects.append(ObjectInfo(key: key, size: size, etag: etag, millis: millis))
         }
-        for p in ListPage.elements("CommonPrefixes", in: xml) {
-            if let v = ListPage.elements("Prefix", in: p).first { prefixes.append(ListPage.unescape(v)) }
+        for p in S3XML.elements("CommonPrefixes", in: xml) {
+            if let v = S3XML.elements("Prefix", in: p).first { prefixes.append(S3XML.unescape(v)) }
         }
-        truncated = ListPage.elements("IsTruncated", in: xml).first == "true"
-        next = ListPage.elements("NextContinuationToken", in: xml).first.map(ListPage.unescape)
-    }
-
-    /// The text of every `<name>…</name>` in `xml` (not nested in itself).
-    static func elements(_ name: String, in xml: some StringProtocol) -> [Substring] {
-        var out: [Substring] = []
-        var rest = xml[...]
-        while let open = rest.range(of: "<\(name)>"), let close = rest.range(of: "</\(name)>", range: open.upperBound..<rest.endIndex) {
-            out.append(Substring(rest[open.upperBound..<close.lowerBound]))
-            rest = rest[close.upperBound...]
-        }
-        return out
-    }
-
-    static func unescape(_ s: Substring) -> String {
-        guard s.contains("&") else { return String(s) }
-        return s.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
-            .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
-            .replacingOccurrences(of: "&#34;", with: "\"").replacingOccurrences(of: "&amp;", with: "&")
+        truncated = S3XML.elements("IsTruncated", in: xml).first == "true"
+        next = S3XML.elements("NextContinuationToken", in: xml).first.map(S3XML.unescape)
     }
 }
 

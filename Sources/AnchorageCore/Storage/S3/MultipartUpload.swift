@@ -100,8 +100,6 @@ struct MultipartUpload {
     }
 
     private static func element(_ name: String, in body: [UInt8]) -> String? {
-        let text = String(decoding: body, as: UTF8.self)
-        guard let a = text.range(of: "<\(name)>"), let b = text.range(of: "</\(name)>", range: a.upperBound..<text.endIndex) else { return nil }
-        return String(text[a.upperBound..<b.lowerBound])
+        S3XML.elements(name, in: String(decoding: body, as: UTF8.self)).first.map(String.init)
     }
 }

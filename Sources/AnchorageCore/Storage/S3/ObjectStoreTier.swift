@@ -79,9 +79,13 @@ final class ObjectStoreTier: Sendable {
     }
 
     /// Streams `d` from the store into `sink` when the store has it.
-    func fetch(_ d: Digest, into sink: TransferSink) -> Lookup {
+    func fetch(_ d: Digest, into sink: TransferSink) -> Lookup { fetch(key: ObjectStoreTier.blobKey(d), into: sink) }
+
+    /// Streams the object `key` into `sink` when the store has it; only a
+    /// 200's body reaches the sink.
+    func fetch(key: String, into sink: TransferSink) -> Lookup {
         let gate = OnlySuccessSink(sink)
-        let result = s3.request("GET", key: ObjectStoreTier.blobKey(d), sink: gate)
+        let result = s3.request("GET", key: key, sink: gate)
         switch result {
         case .failure(let e):
             record("\(e)")
@@ -164,9 +168,8 @@ final class ObjectStoreTier: Sendable {
 
     /// Deletes the stored object of `d` (its bytes did not hash to `d`).
     func remove(_ d: Digest) {
-        let sink = CollectingSink(limit: 64 * 1024)
-        let result = s3.request("DELETE", key: ObjectStoreTier.blobKey(d), sink: sink)
-        Log.error("object store held bytes that do not match their digest: object deleted", ["digest": d.description, "status": "\((try? result.get().status) ?? 0)"])
+        let deleted = (try? delete(ObjectStoreTier.blobKey(d)).get()) != nil
+        Log.error("object store held bytes that do not match their digest: object deleted", ["digest": d.description, "deleted": "\(deleted)"])
     }
 
     /// Waits until every queued copy has been tried (for `sync` and tests).

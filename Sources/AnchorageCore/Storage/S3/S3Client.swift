@@ -65,15 +65,35 @@ final class S3Client: Sendable {
     /// S3's error document: `<Error><Code>…</Code><Message>…</Message>`.
     static func errorText(status: Int, body: [UInt8]) -> String {
         let text = String(decoding: body, as: UTF8.self)
-        func element(_ name: String) -> String? {
-            guard let a = text.range(of: "<\(name)>"), let b = text.range(of: "</\(name)>", range: a.upperBound..<text.endIndex) else { return nil }
-            return String(text[a.upperBound..<b.lowerBound])
-        }
+        func element(_ name: String) -> String? { S3XML.elements(name, in: text).first.map(String.init) }
         switch (element("Code"), element("Message")) {
         case let (code?, message?): return "\(status) \(code): \(message)"
         case let (code?, nil): return "\(status) \(code)"
         default: return "HTTP \(status)"
         }
+    }
+}
+
+/// The few elements read from S3's XML answers (error documents, listings,
+/// multipart replies): flat text between tags, no general parser needed.
+enum S3XML {
+    /// The text of every `<name>…</name>` in `xml` (not nested in itself).
+    static func elements(_ name: String, in xml: some StringProtocol) -> [Substring] {
+        var out: [Substring] = []
+        var rest = Substring(xml)
+        while let open = rest.range(of: "<\(name)>"), let close = rest.range(of: "</\(name)>", range: open.upperBound..<rest.endIndex) {
+            out.append(rest[open.upperBound..<close.lowerBound])
+            rest = rest[close.upperBound...]
+        }
+        return out
+    }
+
+    /// XML's five entities decoded (keys and ETags may carry them).
+    static func unescape(_ s: Substring) -> String {
+        guard s.contains("&") else { return String(s) }
+        return s.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
+            .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
+            .replacingOccurrences(of: "&#34;", with: "\"").replacingOccurrences(of: "&amp;", with: "&")
     }
 }
 
